@@ -1,0 +1,51 @@
+/* str.h: byte slices. A cx_str_t borrows bytes it does not own and is never assumed to be
+ * NUL-terminated. */
+#ifndef CX_STR_H
+#define CX_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct cx_str {
+    const uint8_t *p;
+    size_t len;
+} cx_str_t;
+
+#define CX_STR_NULL ((cx_str_t){NULL, 0})
+#define CX_STR_LIT(s) ((cx_str_t){(const uint8_t *)(s), sizeof(s) - 1})
+
+static inline cx_str_t cx_str_from_cstr(const char *s)
+{
+    return (cx_str_t){(const uint8_t *)s, s ? strlen(s) : 0};
+}
+
+static inline bool cx_str_eq(cx_str_t a, cx_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static inline bool cx_str_eq_cstr(cx_str_t a, const char *s)
+{
+    return cx_str_eq(a, cx_str_from_cstr(s));
+}
+
+static inline bool cx_str_has_prefix(cx_str_t a, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return a.len >= n && memcmp(a.p, prefix, n) == 0;
+}
+
+/* FNV-1a: cheap, good enough for hash maps keyed by topics and client ids. */
+static inline uint64_t cx_str_hash(cx_str_t s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < s.len; i++) {
+        h ^= s.p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+#endif
