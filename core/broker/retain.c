@@ -1,0 +1,524 @@
+/* retain.c: the retained-message store.
+ *
+ * A trie over topic levels, one node per level, each holding at most one value. Children are
+ * kept in the same kind of small open-addressing table as in subtree.c (one inline slot for
+ * the chain case, a power-of-two table beyond), so an exact lookup is one probe per level and
+ * a wildcard filter visits only the subtrees it matches. The table code is a deliberate copy
+ * of subtree.c's, specialised to this node type; if a third trie appears it should move to a
+ * shared header.
+ *
+ * Callbacks need each match's full topic, so the walk keeps the current path in one buffer,
+ * appending a level on the way down and cutting it on the way up. With parent pointers and
+ * that buffer, matching needs no recursion and no stack. */
+#include "retain.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "util/alloc.h"
+#include "util/err.h"
+
+typedef struct rnode rnode_t;
+struct rnode {
+    rnode_t *parent; /* NULL for the root */
+    union {
+        rnode_t *one;  /* kbits == 0: a single slot in place */
+        rnode_t **tab; /* kbits > 0: 2^kbits slots */
+    } kids;
+    void *value;      /* one reference owned by the store, or NULL */
+    uint32_t nkids;   /* children (a scan cursor while the store is being freed) */
+    uint32_t khash;
+    uint16_t keylen;
+    uint8_t kbits;
+    char key[];
+};
+
+struct cx_retain {
+    pthread_rwlock_t lock;
+    rnode_t *root;
+    uint64_t seed;
+    cx_retain_ref_cb ref;
+    cx_retain_unref_cb unref;
+    size_t max_topic_len; /* longest topic ever set: bounds the path buffer */
+    _Atomic size_t count;
+};
+
+static const uint8_t empty_bytes[1];
+
+static size_t level_end(cx_str_t s, size_t off)
+{
+    if (off >= s.len)
+        return s.len;
+    const uint8_t *q = memchr(s.p + off, '/', s.len - off);
+    return q ? (size_t)(q - s.p) : s.len;
+}
+
+/* `off` is where the level after some level L starts (s.len + 1 past the last); returns where
+ * L starts. */
+static size_t level_start_before(cx_str_t s, size_t off)
+{
+    size_t i = off - 1;
+    while (i > 0 && s.p[i - 1] != '/')
+        i--;
+    return i;
+}
+
+/* Seeded so that publishers cannot aim level collisions at one table (see subtree.c). */
+static uint32_t level_hash(uint64_t seed, const uint8_t *p, size_t len)
+{
+    const uint64_t k = 0x9e3779b97f4a7c15ULL;
+    uint64_t h = seed ^ ((uint64_t)len * k);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+        p += 8;
+        len -= 8;
+    }
+    if (len) {
+        uint64_t w = 0;
+        memcpy(&w, p, len);
+        h = (h ^ w) * k;
+    }
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ULL;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
+/* ---- children -------------------------------------------------------------------------- */
+
+static rnode_t **kslots(const rnode_t *n)
+{
+    return n->kbits ? n->kids.tab : (rnode_t **)&n->kids.one;
+}
+
+static size_t kmask(const rnode_t *n)
+{
+    return ((size_t)1 << n->kbits) - 1;
+}
+
+static size_t kroom(unsigned bits)
+{
+    size_t cap = (size_t)1 << bits;
+    return bits <= 2 ? cap : cap / 4 * 3;
+}
+
+static rnode_t *kfind(const rnode_t *n, const uint8_t *key, size_t len, uint32_t h)
+{
+    rnode_t **s = kslots(n);
+    size_t mask = kmask(n);
+    for (size_t i = h & mask, probes = 0; probes <= mask; i = (i + 1) & mask, probes++) {
+        const rnode_t *c = s[i];
+        if (!c)
+            return NULL;
+        if (c->khash == h && c->keylen == len && (len == 0 || memcmp(c->key, key, len) == 0))
+            return s[i];
+    }
+    return NULL;
+}
+
+static void kplace(rnode_t **s, size_t mask, rnode_t *c)
+{
+    size_t i = c->khash & mask;
+    while (s[i])
+        i = (i + 1) & mask;
+    s[i] = c;
+}
+
+static int kresize(rnode_t *n, unsigned bits)
+{
+    rnode_t **old = kslots(n), *one = NULL, **tab = &one;
+    size_t oldcap = kmask(n) + 1;
+    if (bits) {
+        tab = cx_calloc((size_t)1 << bits, sizeof *tab);
+        if (!tab)
+            return CX_ENOMEM;
+    }
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            kplace(tab, ((size_t)1 << bits) - 1, old[i]);
+    if (n->kbits)
+        cx_free(old);
+    n->kbits = (uint8_t)bits;
+    if (bits)
+        n->kids.tab = tab;
+    else
+        n->kids.one = one;
+    return CX_OK;
+}
+
+static int kinsert(rnode_t *n, rnode_t *c)
+{
+    if (n->nkids + 1 > kroom(n->kbits)) {
+        unsigned bits = n->kbits + 1u;
+        while (n->nkids + 1 > kroom(bits))
+            bits++;
+        int rc = kresize(n, bits);
+        if (rc != CX_OK)
+            return rc;
+    }
+    kplace(kslots(n), kmask(n), c);
+    n->nkids++;
+    return CX_OK;
+}
+
+static void kremove(rnode_t *n, rnode_t *c)
+{
+    rnode_t **s = kslots(n);
+    size_t mask = kmask(n), i = c->khash & mask;
+    while (s[i] != c)
+        i = (i + 1) & mask;
+    s[i] = NULL;
+    for (size_t j = (i + 1) & mask; s[j]; j = (j + 1) & mask) {
+        size_t home = s[j]->khash & mask;
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            s[i] = s[j];
+            s[j] = NULL;
+            i = j;
+        }
+    }
+    n->nkids--;
+    if (n->kbits && n->nkids <= 1) {
+        (void)kresize(n, 0);
+    } else if (n->kbits >= 3 && (size_t)n->nkids * 8 <= mask + 1) {
+        unsigned bits = 1;
+        while (kroom(bits) < (size_t)n->nkids * 2)
+            bits++;
+        (void)kresize(n, bits);
+    }
+}
+
+/* The child after c in slot order (c == NULL: the first). */
+static rnode_t *child_next(const rnode_t *n, const rnode_t *c)
+{
+    rnode_t **s = kslots(n);
+    size_t mask = kmask(n), i = 0;
+    if (c) {
+        i = c->khash & mask;
+        while (s[i] != c)
+            i = (i + 1) & mask;
+        i++;
+    }
+    for (; i <= mask; i++)
+        if (s[i])
+            return s[i];
+    return NULL;
+}
+
+/* Like child_next, but when a first-level wildcard is being expanded, skips the root's
+ * '$' children [MQTT-4.7.2-1]. */
+static rnode_t *child_next_vis(const rnode_t *root, bool skip_dollar, const rnode_t *n,
+                               const rnode_t *c)
+{
+    do
+        c = child_next(n, c);
+    while (c && skip_dollar && n == root && c->keylen && c->key[0] == '$');
+    return (rnode_t *)c;
+}
+
+/* ---- nodes ----------------------------------------------------------------------------- */
+
+static rnode_t *node_new(rnode_t *parent, const uint8_t *key, size_t len, uint32_t h)
+{
+    rnode_t *n = cx_malloc(sizeof *n + len);
+    if (!n)
+        return NULL;
+    memset(n, 0, sizeof *n);
+    n->parent = parent;
+    n->khash = h;
+    n->keylen = (uint16_t)len;
+    if (len)
+        memcpy(n->key, key, len);
+    return n;
+}
+
+static void prune(rnode_t *root, rnode_t *n)
+{
+    while (n != root && !n->nkids && !n->value) {
+        rnode_t *p = n->parent;
+        kremove(p, n);
+        cx_free(n);
+        n = p;
+    }
+}
+
+/* The node of topic, created on the way if `create` (failures prune what was created). */
+static rnode_t *topic_node(cx_retain_t *s, cx_str_t topic, bool create)
+{
+    rnode_t *n = s->root;
+    size_t off = 0;
+    do {
+        size_t end = level_end(topic, off), len = end - off;
+        uint32_t h = level_hash(s->seed, topic.p + off, len);
+        rnode_t *c = n->nkids ? kfind(n, topic.p + off, len, h) : NULL;
+        if (!c && create) {
+            c = node_new(n, topic.p + off, len, h);
+            if (c && kinsert(n, c) != CX_OK)
+                cx_free_null(c);
+            if (!c)
+                prune(s->root, n);
+        }
+        if (!c)
+            return NULL;
+        n = c;
+        off = end + 1;
+    } while (off <= topic.len);
+    return n;
+}
+
+/* ---- path buffer ----------------------------------------------------------------------- */
+
+typedef struct path {
+    uint8_t *p;
+    size_t len;
+    uint8_t local[256]; /* most topics fit, so most matches allocate nothing */
+} path_t;
+
+static int path_init(path_t *b, size_t max)
+{
+    b->len = 0;
+    b->p = max <= sizeof b->local ? b->local : cx_malloc(max);
+    return b->p ? CX_OK : CX_ENOMEM;
+}
+
+static void path_fini(path_t *b)
+{
+    if (b->p != b->local)
+        cx_free(b->p);
+}
+
+static void path_push(path_t *b, const rnode_t *root, const rnode_t *c)
+{
+    if (c->parent != root)
+        b->p[b->len++] = '/';
+    memcpy(b->p + b->len, c->key, c->keylen);
+    b->len += c->keylen;
+}
+
+static void path_pop(path_t *b, const rnode_t *root, const rnode_t *c)
+{
+    b->len -= c->keylen + (c->parent != root);
+}
+
+/* Calls cb for every value strictly below base; b holds base's path on entry and on return. */
+static void emit_below(const cx_retain_t *s, rnode_t *base, path_t *b, bool skip_dollar,
+                       cx_retain_match_cb cb, void *ud)
+{
+    const rnode_t *root = s->root;
+    rnode_t *n = base;
+    for (;;) {
+        rnode_t *c = child_next_vis(root, skip_dollar, n, NULL);
+        while (!c) {
+            if (n == base)
+                return;
+            rnode_t *p = n->parent;
+            path_pop(b, root, n);
+            c = child_next_vis(root, skip_dollar, p, n);
+            if (!c)
+                n = p;
+        }
+        path_push(b, root, c);
+        n = c;
+        if (n->value)
+            cb(ud, (cx_str_t){b->p, b->len}, n->value);
+    }
+}
+
+/* ---- public ---------------------------------------------------------------------------- */
+
+cx_retain_t *cx_retain_new(cx_retain_ref_cb ref, cx_retain_unref_cb unref)
+{
+    cx_retain_t *s = cx_malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    s->root = node_new(NULL, NULL, 0, 0);
+    if (!s->root) {
+        cx_free(s);
+        return NULL;
+    }
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+#ifdef __GLIBC__
+    /* A busy broker matches retained messages continuously; writers must not starve. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    int rc = pthread_rwlock_init(&s->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (rc != 0) {
+        cx_free(s->root);
+        cx_free(s);
+        return NULL;
+    }
+    if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s->seed = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)s;
+    }
+    s->ref = ref;
+    s->unref = unref;
+    s->max_topic_len = 0;
+    atomic_init(&s->count, 0);
+    return s;
+}
+
+void cx_retain_free(cx_retain_t *s)
+{
+    if (!s)
+        return;
+    /* Stackless post-order as in cx_subtree_free: nkids becomes a slot cursor. */
+    rnode_t *n = s->root;
+    n->nkids = 0;
+    while (n) {
+        rnode_t *c = NULL, **slots = kslots(n);
+        while (!c && n->nkids <= kmask(n)) {
+            c = slots[n->nkids];
+            slots[n->nkids++] = NULL;
+        }
+        if (c) {
+            c->nkids = 0;
+            n = c;
+            continue;
+        }
+        rnode_t *p = n->parent;
+        if (n->value)
+            s->unref(n->value);
+        if (n->kbits)
+            cx_free(n->kids.tab);
+        cx_free(n);
+        n = p;
+    }
+    pthread_rwlock_destroy(&s->lock);
+    cx_free(s);
+}
+
+int cx_retain_set(cx_retain_t *s, cx_str_t topic, void *value)
+{
+    if (!topic.p)
+        topic.p = empty_bytes;
+    void *old = NULL;
+    int rc = CX_OK;
+    if (value)
+        s->ref(value);
+    pthread_rwlock_wrlock(&s->lock);
+    rnode_t *n = topic_node(s, topic, value != NULL);
+    if (value && !n) {
+        rc = CX_ENOMEM;
+        old = value; /* give back the reference taken above */
+    } else if (value) {
+        old = n->value;
+        n->value = value;
+        if (!old)
+            atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+        if (topic.len > s->max_topic_len)
+            s->max_topic_len = topic.len;
+    } else if (n && n->value) {
+        old = n->value;
+        n->value = NULL;
+        atomic_fetch_sub_explicit(&s->count, 1, memory_order_relaxed);
+        prune(s->root, n);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    if (old)
+        s->unref(old);
+    return rc;
+}
+
+void *cx_retain_get(cx_retain_t *s, cx_str_t topic)
+{
+    if (!topic.p)
+        topic.p = empty_bytes;
+    pthread_rwlock_rdlock(&s->lock);
+    rnode_t *n = topic_node(s, topic, false);
+    void *v = n ? n->value : NULL;
+    if (v)
+        s->ref(v);
+    pthread_rwlock_unlock(&s->lock);
+    return v;
+}
+
+int cx_retain_match(cx_retain_t *s, cx_str_t filter, cx_retain_match_cb cb, void *ud)
+{
+    if (!filter.p)
+        filter.p = empty_bytes;
+    /* [MQTT-4.7.2-1]: a first-level wildcard skips topics starting with '$'. Validated
+     * filters have '+' and '#' only as whole levels, so the first byte tells. */
+    bool skip_dollar = filter.len && (filter.p[0] == '+' || filter.p[0] == '#');
+    path_t b;
+    pthread_rwlock_rdlock(&s->lock);
+    if (path_init(&b, s->max_topic_len) != CX_OK) {
+        pthread_rwlock_unlock(&s->lock);
+        return CX_ENOMEM;
+    }
+    rnode_t *root = s->root, *n = root;
+    /* At node n, `off` is where the filter level for n's children starts, or filter.len + 1
+     * once every level has been consumed; b holds n's topic. */
+    size_t off = 0;
+    for (;;) {
+        rnode_t *next = NULL;
+        if (off > filter.len) {
+            if (n->value)
+                cb(ud, (cx_str_t){b.p, b.len}, n->value);
+        } else {
+            size_t end = level_end(filter, off), len = end - off;
+            const uint8_t *lv = filter.p + off;
+            if (len == 1 && lv[0] == '#') {
+                if (n != root && n->value) /* "a/#" also matches "a" */
+                    cb(ud, (cx_str_t){b.p, b.len}, n->value);
+                emit_below(s, n, &b, skip_dollar, cb, ud);
+            } else if (len == 1 && lv[0] == '+') {
+                next = child_next_vis(root, skip_dollar, n, NULL);
+            } else if (n->nkids) {
+                next = kfind(n, lv, len, level_hash(s->seed, lv, len));
+            }
+            if (next)
+                off = end + 1;
+        }
+        /* Backtrack: where n was reached through a '+', its next sibling matches too. */
+        while (!next) {
+            if (n == root)
+                goto done;
+            rnode_t *p = n->parent;
+            size_t poff = level_start_before(filter, off);
+            path_pop(&b, root, n);
+            if (filter.p[poff] == '+' && level_end(filter, poff) == poff + 1)
+                next = child_next_vis(root, skip_dollar, p, n);
+            if (!next) {
+                n = p;
+                off = poff;
+            }
+        }
+        path_push(&b, root, next);
+        n = next;
+    }
+done:
+    pthread_rwlock_unlock(&s->lock);
+    path_fini(&b);
+    return CX_OK;
+}
+
+int cx_retain_walk(cx_retain_t *s, cx_retain_match_cb cb, void *ud)
+{
+    path_t b;
+    pthread_rwlock_rdlock(&s->lock);
+    if (path_init(&b, s->max_topic_len) != CX_OK) {
+        pthread_rwlock_unlock(&s->lock);
+        return CX_ENOMEM;
+    }
+    emit_below(s, s->root, &b, false, cb, ud);
+    pthread_rwlock_unlock(&s->lock);
+    path_fini(&b);
+    return CX_OK;
+}
+
+size_t cx_retain_count(cx_retain_t *s)
+{
+    return atomic_load_explicit(&s->count, memory_order_relaxed);
+}
