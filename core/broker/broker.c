@@ -1,0 +1,229 @@
+/* broker.c: builds the broker from a config, opens listeners, starts and stops workers,
+ * applies reloads. */
+#include "broker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/registry.h"
+#include "broker/session.h"
+#include "broker/sys.h"
+#include "broker/worker.h"
+#include "util/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#ifndef CULEX_VERSION
+#define CULEX_VERSION "0.0.0"
+#endif
+
+#define MAX_WORKERS 64
+
+void cx_limits_from_config(cx_limits_t *l, const cx_config_t *c)
+{
+    l->max_inflight_messages = c->max_inflight_messages;
+    l->max_inflight_bytes = c->max_inflight_bytes;
+    l->max_queued_messages = c->max_queued_messages;
+    l->max_queued_bytes = c->max_queued_bytes;
+    l->max_keepalive = c->max_keepalive;
+    l->max_packet_size = c->max_packet_size;
+    if (c->message_size_limit && c->message_size_limit + 1024 < l->max_packet_size)
+        l->max_packet_size = c->message_size_limit + 1024; /* header room over the payload */
+    l->queue_qos0_messages = c->queue_qos0_messages;
+    l->retain_available = c->retain_available;
+    l->upgrade_outgoing_qos = c->upgrade_outgoing_qos;
+    l->connection_messages = c->connection_messages;
+    l->persistent_client_expiration = c->persistent_client_expiration;
+    l->sys_interval = c->sys_interval;
+}
+
+static void msg_ref_cb(void *v) { cx_msg_ref(v); }
+static void msg_unref_cb(void *v) { cx_msg_unref(v); }
+
+cx_broker_t *cx_broker_new(cx_config_t *cfg, char *err, size_t errlen)
+{
+    cx_broker_t *b = cx_calloc(1, sizeof *b);
+    if (!b)
+        goto oom;
+    b->cfg = cfg;
+    snprintf(b->version, sizeof b->version, "%s", CULEX_VERSION);
+    b->start_wall = cx_time_wall_s();
+    b->nworkers = cfg->workers > 0 ? (size_t)cfg->workers : 1;
+    if (b->nworkers > MAX_WORKERS)
+        b->nworkers = MAX_WORKERS;
+    b->subs = cx_subtree_new();
+    b->retained = cx_retain_new(msg_ref_cb, msg_unref_cb);
+    b->registry = cx_registry_new();
+    b->workers = cx_calloc(b->nworkers, sizeof *b->workers);
+    if (!b->subs || !b->retained || !b->registry || !b->workers)
+        goto oom;
+    for (size_t i = 0; i < b->nworkers; i++) {
+        int rc = cx_worker_init(&b->workers[i], b, i);
+        if (rc) {
+            snprintf(err, errlen, "cannot create worker %zu: %s", i, cx_strerror(rc));
+            cx_broker_free(b);
+            return NULL;
+        }
+    }
+    return b;
+oom:
+    snprintf(err, errlen, "out of memory");
+    cx_broker_free(b);
+    return NULL;
+}
+
+static int open_listeners(cx_broker_t *b, char *err, size_t errlen)
+{
+    const cx_config_t *cfg = b->cfg;
+    b->listeners = cx_calloc(cfg->listener_count ? cfg->listener_count : 1, sizeof *b->listeners);
+    if (!b->listeners)
+        return CX_ENOMEM;
+    for (size_t i = 0; i < cfg->listener_count; i++) {
+        const cx_listener_conf_t *lc = &cfg->listeners[i];
+        cx_listener_t *l = &b->listeners[i];
+        l->conf = lc;
+        l->max_connections = lc->max_connections;
+        l->on_accept = cx_worker_on_accept;
+        char why[256] = "";
+        int rc = cx_listener_open(l, lc->bind_address, lc->port, lc->unix_socket,
+                                  lc->socket_domain, lc->bind_interface, why, sizeof why);
+        if (rc) {
+            if (lc->file)
+                snprintf(err, errlen, "%s:%d: listener: %s", lc->file, lc->line, why);
+            else
+                snprintf(err, errlen, "listener: %s", why);
+            return rc;
+        }
+        b->nlisteners++;
+        if (lc->unix_socket)
+            cx_log(CX_LOG_NOTICE, "Opening unix listen socket on %s.", lc->unix_socket);
+        else
+            cx_log(CX_LOG_NOTICE, "Opening listen socket on %s (port %d).",
+                   lc->bind_address ? lc->bind_address : "all addresses", lc->port);
+    }
+    return CX_OK;
+}
+
+int cx_broker_start(cx_broker_t *b, char *err, size_t errlen)
+{
+    int rc = open_listeners(b, err, errlen);
+    if (rc)
+        return rc;
+    /* Watchers are registered from this thread before the workers run, so the per-worker
+     * watcher arrays are built without racing. */
+    for (size_t i = 0; i < b->nlisteners; i++)
+        for (size_t wi = 0; wi < b->nworkers; wi++) {
+            rc = cx_listener_watch(&b->listeners[i], &b->workers[wi].net, wi, b->nworkers);
+            if (rc) {
+                snprintf(err, errlen, "cannot watch listener %s: %s", b->listeners[i].desc,
+                         cx_strerror(rc));
+                return rc;
+            }
+        }
+    for (size_t wi = 0; wi < b->nworkers; wi++) {
+        rc = cx_worker_start(&b->workers[wi]);
+        if (rc) {
+            snprintf(err, errlen, "cannot start worker thread: %s", cx_strerror(rc));
+            /* Workers already running are stopped by cx_broker_stop. */
+            for (size_t j = wi; j < b->nworkers; j++)
+                b->workers[j].thread = 0;
+            return rc;
+        }
+    }
+    cx_log(CX_LOG_NOTICE, "culex version %s running with %zu worker%s.", b->version, b->nworkers,
+           b->nworkers == 1 ? "" : "s");
+    return CX_OK;
+}
+
+void cx_broker_stop(cx_broker_t *b)
+{
+    atomic_store(&b->shutting_down, true);
+    for (size_t i = 0; i < b->nworkers; i++) {
+        if (!b->workers[i].thread)
+            continue;
+        cx_post_t *p = cx_malloc(sizeof *p);
+        if (p) {
+            p->kind = CX_POST_STOP;
+            cx_loop_post(b->workers[i].loop, p);
+        } else {
+            cx_loop_stop(b->workers[i].loop);
+        }
+    }
+    for (size_t i = 0; i < b->nworkers; i++)
+        if (b->workers[i].thread)
+            cx_worker_join(&b->workers[i]);
+    /* Deliveries posted while the others were stopping: dropped cleanly. */
+    for (size_t i = 0; i < b->nworkers; i++)
+        cx_loop_drain(b->workers[i].loop);
+}
+
+void cx_broker_free(cx_broker_t *b)
+{
+    if (!b)
+        return;
+    if (b->workers) {
+        for (size_t i = 0; i < b->nworkers; i++) {
+            for (size_t j = 0; j < b->nlisteners; j++)
+                if (b->workers[i].loop)
+                    cx_listener_unwatch(&b->listeners[j], &b->workers[i].net, i);
+            if (b->workers[i].loop) {
+                cx_net_close_all(&b->workers[i].net);
+                cx_worker_destroy(&b->workers[i]);
+            }
+        }
+    }
+    for (size_t j = 0; j < b->nlisteners; j++) {
+        const cx_listener_conf_t *lc = b->listeners[j].conf;
+        cx_listener_close(&b->listeners[j]);
+        if (lc->unix_socket)
+            unlink(lc->unix_socket);
+    }
+    cx_free(b->listeners);
+    cx_free(b->workers);
+    cx_retain_free(b->retained);
+    cx_subtree_free(b->subs);
+    cx_registry_free(b->registry);
+    cx_sys_free(b);
+    cx_free(b);
+}
+
+void cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
+{
+    for (size_t i = 0; i < b->nworkers; i++) {
+        cx_post_limits_t *p = cx_malloc(sizeof *p);
+        if (!p) {
+            cx_log(CX_LOG_ERR, "Out of memory applying the reloaded limits.");
+            continue;
+        }
+        p->base.kind = CX_POST_LIMITS;
+        cx_limits_from_config(&p->limits, fresh);
+        cx_loop_post(b->workers[i].loop, &p->base);
+    }
+}
+
+static void dump_cb(void *ud, cx_str_t filter, cx_str_t group, void *owner,
+                    const cx_sub_opts_t *opts)
+{
+    size_t *n = ud;
+    const cx_session_t *s = owner;
+    /* client_id is immutable after creation, so reading it from this thread is safe. */
+    if (group.len)
+        cx_log(CX_LOG_NOTICE, "  $share/%.*s/%.*s  %s  qos %d", (int)group.len,
+               (const char *)group.p, (int)filter.len, (const char *)filter.p, s->client_id,
+               opts->qos);
+    else
+        cx_log(CX_LOG_NOTICE, "  %.*s  %s  qos %d", (int)filter.len, (const char *)filter.p,
+               s->client_id, opts->qos);
+    (*n)++;
+}
+
+void cx_broker_dump_subscriptions(cx_broker_t *b)
+{
+    size_t n = 0;
+    cx_log(CX_LOG_NOTICE, "Subscription tree:");
+    cx_subtree_walk(b->subs, dump_cb, &n);
+    cx_log(CX_LOG_NOTICE, "%zu subscription%s.", n, n == 1 ? "" : "s");
+}

@@ -1,0 +1,177 @@
+/* broker.h: the broker's shared state, its workers, sessions and clients.
+ *
+ * Ownership (ARCHITECTURE.md, "Threads and ownership"):
+ * - A worker owns its loop, its connections (cx_client_t) and its sessions. Only that
+ *   worker's thread reads or writes them. Session ownership never moves: a connection
+ *   whose CONNECT names a session of another worker is handed over to that worker.
+ * - The subscription trie, the retained store and the client-id registry are shared and
+ *   locked inside their own interfaces.
+ * - Workers talk only through cx_loop_post(): deliveries, handed-over connections,
+ *   takeover/kick requests, reloads.
+ * - A message is matched once, on the worker that received it; deliveries are then
+ *   posted per target worker. */
+#ifndef CX_BROKER_H
+#define CX_BROKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/msg.h"
+#include "broker/retain.h"
+#include "broker/subtree.h"
+#include "config/config.h"
+#include "loop/loop.h"
+#include "mqtt/codec.h"
+#include "net/conn.h"
+#include "net/listener.h"
+#include "util/arena.h"
+#include "util/err.h"
+#include "util/list.h"
+
+typedef struct cx_broker cx_broker_t;
+typedef struct cx_worker cx_worker_t;
+typedef struct cx_session cx_session_t;
+typedef struct cx_client cx_client_t;
+typedef struct cx_registry cx_registry_t;
+
+/* Limits a worker applies; a copy per worker, replaced by a posted message on reload so
+ * that workers never read a config that another thread is rewriting. */
+typedef struct cx_limits {
+    int max_inflight_messages;  /* 0 = unlimited */
+    size_t max_inflight_bytes;
+    int max_queued_messages;    /* 0 = unlimited */
+    size_t max_queued_bytes;
+    int max_keepalive;
+    size_t max_packet_size;     /* 0 = unlimited */
+    bool queue_qos0_messages;
+    bool retain_available;
+    bool upgrade_outgoing_qos;
+    bool connection_messages;
+    int64_t persistent_client_expiration; /* seconds, 0 = never */
+    int sys_interval;
+} cx_limits_t;
+
+/* Per-worker counters; each written only by its worker, read by the $SYS publisher with
+ * relaxed atomics (the figures only need to be roughly current). */
+typedef struct cx_counters {
+    atomic_uint_fast64_t msgs_received, msgs_sent, msgs_dropped;
+    atomic_uint_fast64_t pub_received, pub_sent, pub_bytes_received, pub_bytes_sent;
+    atomic_uint_fast64_t bytes_received, bytes_sent;
+    atomic_uint_fast64_t connections; /* connections accepted */
+    atomic_int clients_connected;
+    atomic_int sessions_total;        /* sessions owned, connected or not */
+    atomic_uint_fast64_t sessions_expired;
+} cx_counters_t;
+
+/* One target of a routed message, collected while the trie is read-locked. */
+typedef struct cx_target {
+    cx_session_t *session; /* referenced */
+    uint8_t qos;
+    bool retain;           /* retain flag to send */
+    uint16_t nsub;         /* subscription identifiers */
+    uint32_t share_hash;   /* 0 = not through a shared subscription */
+    uint32_t sub_id;       /* the identifier when nsub == 1 */
+    uint32_t *sub_ids;     /* allocated when nsub > 1 */
+} cx_target_t;
+
+/* Per-worker slot in each session, used while routing one message to merge overlapping
+ * subscriptions of the same session into one delivery. Each worker writes only its own
+ * slot, so no lock is needed. */
+typedef struct cx_route_mark {
+    uint64_t seq;
+    uint32_t target;
+} cx_route_mark_t;
+
+struct cx_worker {
+    size_t index;
+    cx_broker_t *broker;
+    cx_loop_t *loop;
+    cx_netctx_t net;
+    pthread_t thread;
+    cx_timer_t tick;
+    cx_list_t sessions;        /* every session this worker owns */
+    cx_list_t clients;         /* every connected (post-CONNECT) client */
+    cx_arena_t arena;          /* decode scratch, reset after every packet */
+    cx_limits_t limits;
+    cx_counters_t ctr;
+    cx_target_t *targets;      /* routing scratch */
+    size_t ntargets, targets_cap;
+    uint64_t route_seq;
+    uint64_t tick_count;
+    struct cx_handover *handovers; /* connections leaving at the end of this turn */
+    size_t nhandovers, handovers_cap;
+};
+
+struct cx_broker {
+    cx_config_t *cfg;
+    cx_worker_t *workers;
+    size_t nworkers;
+    cx_listener_t *listeners;
+    size_t nlisteners;
+    cx_subtree_t *subs;
+    cx_retain_t *retained;
+    cx_registry_t *registry;
+    atomic_size_t next_worker;  /* round-robin placement of new connections */
+    int64_t start_wall;         /* for $SYS uptime */
+    atomic_int clients_maximum;
+    atomic_bool shutting_down;
+    char version[64];
+    struct cx_sys *sys;         /* $SYS state, used by worker 0 only */
+};
+
+/* The MQTT session: outlives connections. Owned by exactly one worker. */
+struct cx_session {
+    atomic_uint refs;        /* one for being alive, one per delivery in transit */
+    atomic_bool online;      /* read by other workers when picking a shared-group member */
+    bool dead;               /* ended: deliveries to it are dropped */
+    cx_worker_t *worker;     /* the owner, fixed for life */
+    char *client_id;
+    size_t client_id_len;
+    cx_client_t *client;     /* attached connection, NULL while offline */
+    cx_list_t worker_link;
+    cx_route_mark_t *marks;  /* one per worker */
+    uint8_t version;         /* protocol level of the last connection */
+    uint32_t expiry_interval;  /* seconds; UINT32_MAX = never */
+    int64_t disconnected_at_ms; /* monotonic, while offline */
+
+    /* subscriptions, kept here too so that they can be removed when the session ends */
+    struct cx_sess_sub *subs;
+    size_t nsubs, subs_cap;
+
+    /* outgoing QoS 1/2 messages sent and not yet acknowledged, in send order */
+    cx_list_t inflight;
+    size_t inflight_count;
+    size_t inflight_bytes;
+    /* messages waiting for the inflight window or for the client to come back */
+    cx_list_t queue;
+    size_t queue_count;
+    size_t queue_bytes;
+    uint16_t next_packet_id;
+
+    /* incoming QoS 2 packet identifiers received and not yet released (PUBREL) */
+    uint16_t *qos2_in;
+    size_t qos2_in_count, qos2_in_cap;
+
+    /* the will, from the last CONNECT; published when the session's connection ends
+     * abnormally, after will_delay (capped by the session's expiry) */
+    cx_msg_t *will;
+    uint32_t will_delay;
+    int64_t will_due_ms;     /* 0 = not scheduled */
+};
+
+/* Broker-wide functions (broker.c). */
+cx_broker_t *cx_broker_new(cx_config_t *cfg, char *err, size_t errlen);
+/* Opens listeners, starts worker threads. */
+int cx_broker_start(cx_broker_t *b, char *err, size_t errlen);
+/* Stops every worker and waits for them (clean shutdown). */
+void cx_broker_stop(cx_broker_t *b);
+void cx_broker_free(cx_broker_t *b);
+/* Applies the reloadable part of a freshly loaded config (SIGHUP). Takes no ownership. */
+void cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh);
+/* Logs the subscription tree (SIGUSR2). */
+void cx_broker_dump_subscriptions(cx_broker_t *b);
+void cx_limits_from_config(cx_limits_t *l, const cx_config_t *cfg);
+
+#endif

@@ -1,0 +1,974 @@
+/* client.c: the MQTT protocol state machine of one connection.
+ *
+ * on_read frames and decodes every whole packet in the read buffer and dispatches it;
+ * handlers turn packets into session actions and acknowledgements. Everything here runs on
+ * the worker that owns the connection. */
+#include "client.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/registry.h"
+#include "broker/router.h"
+#include "broker/session.h"
+#include "broker/worker.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+/* A connection must send CONNECT within this time [MQTT-3.1.4]. */
+#define CONNECT_TIMEOUT_MS 20000
+
+/* --- broker-assigned topic aliases (client side of the map lives in alias_in) --- */
+
+typedef struct alias_slot {
+    char *topic;
+    size_t len;
+    uint16_t alias;
+} alias_slot_t;
+
+struct cx_alias_out {
+    alias_slot_t *slots;
+    size_t nslots; /* power of two, >= 2 * max */
+    uint16_t used;
+    uint16_t max;
+};
+
+static alias_slot_t *alias_find(cx_alias_out_t *a, cx_str_t topic, bool *found)
+{
+    size_t mask = a->nslots - 1;
+    for (size_t i = cx_str_hash(topic) & mask;; i = (i + 1) & mask) {
+        alias_slot_t *s = &a->slots[i];
+        if (!s->topic) {
+            *found = false;
+            return s;
+        }
+        if (s->len == topic.len && memcmp(s->topic, topic.p, topic.len) == 0) {
+            *found = true;
+            return s;
+        }
+    }
+}
+
+static void alias_out_free(cx_alias_out_t *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->nslots; i++)
+        cx_free(a->slots[i].topic);
+    cx_free(a->slots);
+    cx_free(a);
+}
+
+/* --- sending --- */
+
+static cx_buf_t *outbuf(cx_client_t *cl) { return cx_conn_outbuf(cl->conn); }
+
+static void sent(cx_client_t *cl, size_t before)
+{
+    size_t n = cx_buf_used(outbuf(cl)) - before;
+    atomic_fetch_add_explicit(&cl->worker->ctr.bytes_sent, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cl->worker->ctr.msgs_sent, 1, memory_order_relaxed);
+    cx_conn_wrote(cl->conn);
+}
+
+static void fail_oom(cx_client_t *cl)
+{
+    cx_log(CX_LOG_ERR, "Out of memory writing to client %s; disconnecting.",
+           cl->session ? cl->session->client_id : cl->conn->peer);
+    cx_conn_close(cl->conn, CX_ENOMEM);
+}
+
+static cx_str_t strip_mount(const cx_client_t *cl, cx_str_t topic)
+{
+    const char *mp = cl->lconf->mount_point;
+    if (mp && cx_str_has_prefix(topic, mp)) {
+        size_t n = strlen(mp);
+        topic.p += n;
+        topic.len -= n;
+    }
+    return topic;
+}
+
+bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, bool retain,
+                            uint16_t pid, bool dup, const uint32_t *sub_ids, size_t nsub)
+{
+    cx_mqtt_publish_t pub = {
+        .qos = qos, .retain = retain, .dup = dup, .packet_id = pid,
+        .topic = strip_mount(cl, msg->topic), .payload = msg->payload,
+    };
+    alias_slot_t *new_alias = NULL;
+    if (cl->version == CX_MQTT_V5) {
+        cx_msg_props(msg, &pub.props);
+        if (msg->has_expiry) {
+            /* Forwarded with the time it has left [MQTT-3.3.2-6]. */
+            pub.props.present |= CX_PROP_BIT(CX_PROP_MESSAGE_EXPIRY);
+            pub.props.message_expiry = cx_msg_expiry_left(msg, (int64_t)cx_loop_now(cl->worker->loop));
+        }
+        if (nsub) {
+            pub.props.present |= CX_PROP_BIT(CX_PROP_SUBSCRIPTION_ID);
+            pub.props.sub_ids = sub_ids;
+            pub.props.sub_id_count = nsub;
+        }
+        if (cl->alias_out) {
+            bool found;
+            alias_slot_t *slot = alias_find(cl->alias_out, pub.topic, &found);
+            if (found) {
+                pub.props.present |= CX_PROP_BIT(CX_PROP_TOPIC_ALIAS);
+                pub.props.topic_alias = slot->alias;
+                pub.topic = CX_STR_NULL;
+            } else if (cl->alias_out->used < cl->alias_out->max) {
+                pub.props.present |= CX_PROP_BIT(CX_PROP_TOPIC_ALIAS);
+                pub.props.topic_alias = (uint16_t)(cl->alias_out->used + 1);
+                new_alias = slot;
+            }
+        }
+    }
+    cx_buf_t *b = outbuf(cl);
+    size_t before = cx_buf_used(b), old_len = b->len;
+    if (cx_mqtt_encode_publish(b, (cx_mqtt_version)cl->version, &pub, NULL) != CX_OK) {
+        fail_oom(cl);
+        return true;
+    }
+    if (cl->max_packet_out && b->len - old_len > cl->max_packet_out) {
+        b->len = old_len;
+        return false;
+    }
+    if (new_alias) {
+        new_alias->topic = cx_strndup((const char *)pub.topic.p, pub.topic.len);
+        if (new_alias->topic) {
+            new_alias->len = pub.topic.len;
+            new_alias->alias = pub.props.topic_alias;
+            cl->alias_out->used++;
+        } else {
+            /* Could not remember it: the client has seen the alias with its topic, so any
+             * later message simply repeats both. Mapping stays consistent. */
+        }
+    }
+    sent(cl, before);
+    atomic_fetch_add_explicit(&cl->worker->ctr.pub_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cl->worker->ctr.pub_bytes_sent, msg->payload.len,
+                              memory_order_relaxed);
+    return true;
+}
+
+void cx_client_send_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc)
+{
+    cx_mqtt_ack_t a = {.packet_id = pid, .rc = rc};
+    size_t before = cx_buf_used(outbuf(cl));
+    if (cx_mqtt_encode_ack(outbuf(cl), (cx_mqtt_version)cl->version, type, &a) != CX_OK)
+        return fail_oom(cl);
+    sent(cl, before);
+}
+
+static void props_reason(cx_client_t *cl, cx_mqtt_props_t *props, const char *reason)
+{
+    /* Reason strings only go to clients that did not opt out [MQTT-3.1.2-29]. */
+    if (reason && cl->request_problem_info) {
+        props->present |= CX_PROP_BIT(CX_PROP_REASON_STRING);
+        props->reason_string = cx_str_from_cstr(reason);
+    }
+}
+
+void cx_client_disconnect(cx_client_t *cl, uint8_t rc, const char *reason)
+{
+    if (cl->conn->closing)
+        return;
+    if (cl->version == CX_MQTT_V5 && cl->state == CX_CL_CONNECTED) {
+        cx_mqtt_reason_t r = {.rc = rc};
+        props_reason(cl, &r.props, reason);
+        size_t before = cx_buf_used(outbuf(cl));
+        if (cx_mqtt_encode_reason(outbuf(cl), CX_MQTT_V5, CX_MQTT_DISCONNECT, &r) == CX_OK)
+            sent(cl, before);
+    }
+    cl->state = CX_CL_CLOSING;
+    cx_conn_close(cl->conn, CX_EPROTO);
+}
+
+static void send_connack(cx_client_t *cl, uint8_t rc, bool present, cx_mqtt_props_t *props)
+{
+    cx_mqtt_connack_t ca = {.session_present = present, .rc = rc};
+    if (cl->version == CX_MQTT_V5) {
+        if (props)
+            ca.props = *props;
+    } else {
+        ca.rc = cx_mqtt_rc_to_v3_connack(rc);
+        if (rc == CX_RC_SUCCESS)
+            ca.rc = CX_V3_CONNACK_ACCEPTED;
+    }
+    size_t before = cx_buf_used(outbuf(cl));
+    if (cx_mqtt_encode_connack(outbuf(cl), (cx_mqtt_version)cl->version, &ca) != CX_OK)
+        return fail_oom(cl);
+    sent(cl, before);
+}
+
+/* Refuses a CONNECT: CONNACK with the reason, then close [MQTT-3.2.2-6]. */
+static void refuse(cx_client_t *cl, uint8_t rc, const char *why)
+{
+    cx_mqtt_props_t props = {0};
+    props_reason(cl, &props, why);
+    send_connack(cl, rc, false, &props);
+    cx_log(CX_LOG_NOTICE, "Client connection from %s refused: %s (%s).", cl->conn->peer, why,
+           cx_mqtt_rc_name(rc));
+    cl->state = CX_CL_CLOSING;
+    cx_conn_close(cl->conn, CX_EPROTO);
+}
+
+/* --- session attach / detach --- */
+
+static void detach_session(cx_client_t *cl)
+{
+    cx_session_t *s = cl->session;
+    if (!s)
+        return;
+    cx_worker_t *w = cl->worker;
+    int64_t now = (int64_t)cx_loop_now(w->loop);
+    s->client = NULL;
+    atomic_store_explicit(&s->online, false, memory_order_relaxed);
+    s->disconnected_at_ms = now;
+    if (s->will) {
+        if (cl->will_suppressed || w->broker->shutting_down) {
+            cx_msg_unref(s->will); /* normal disconnection: no will [MQTT-3.1.2-10] */
+            s->will = NULL;
+        } else if (s->will_delay == 0 || s->expiry_interval == 0) {
+            cx_session_publish_will(s);
+        } else {
+            s->will_due_ms = now + (int64_t)s->will_delay * 1000;
+        }
+    }
+    if (s->expiry_interval == 0)
+        cx_session_end(s);
+    cl->session = NULL;
+    cx_session_unref(s);
+    atomic_fetch_sub_explicit(&w->ctr.clients_connected, 1, memory_order_relaxed);
+}
+
+/* --- CONNECT --- */
+
+static bool make_client_id(cx_client_t *cl, char *out, size_t outlen)
+{
+    static _Atomic uint64_t seq;
+    uint64_t n = atomic_fetch_add(&seq, 1);
+    const char *prefix = cl->lconf->listener_auto_id_prefix ? cl->lconf->listener_auto_id_prefix
+                                                            : "auto-";
+    /* Unique within the process, hard to guess across restarts. */
+    uint64_t r = cl->conn->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)cx_loop_now(cl->worker->loop);
+    int len = snprintf(out, outlen, "%s%08" PRIX64 "-%04" PRIX64 "-%012" PRIX64, prefix,
+                       (uint64_t)(r >> 32), (uint64_t)(n & 0xffff),
+                       (uint64_t)((r ^ (n << 16)) & 0xffffffffffffull));
+    return len > 0 && (size_t)len < outlen;
+}
+
+static cx_msg_t *make_will(cx_client_t *cl, const cx_mqtt_connect_t *c, cx_session_t *origin)
+{
+    char buf[1024];
+    cx_str_t topic = c->will_topic;
+    const char *mp = cl->lconf->mount_point;
+    char *heap = NULL;
+    if (mp) {
+        size_t n = strlen(mp);
+        char *dst = n + topic.len <= sizeof buf ? buf : (heap = cx_malloc(n + topic.len));
+        if (!dst)
+            return NULL;
+        memcpy(dst, mp, n);
+        memcpy(dst + n, topic.p, topic.len);
+        topic = (cx_str_t){(const uint8_t *)dst, n + topic.len};
+    }
+    cx_msg_t *m = cx_msg_new(topic, c->will_payload,
+                             cl->version == CX_MQTT_V5 ? &c->will_props : NULL, c->will_qos,
+                             c->will_retain, origin, (int64_t)cx_loop_now(cl->worker->loop));
+    cx_free(heap);
+    return m;
+}
+
+static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
+{
+    cx_worker_t *w = cl->worker;
+    const cx_listener_conf_t *lc = cl->lconf;
+    const cx_limits_t *lim = &w->limits;
+    bool v5 = c->protocol_level == CX_MQTT_V5;
+    cl->version = c->protocol_level;
+    cl->request_problem_info = true;
+    if (v5 && cx_mqtt_props_has(&c->props, CX_PROP_REQUEST_PROBLEM_INFO))
+        cl->request_problem_info = c->props.request_problem_info != 0;
+
+    if (!(lc->accept_protocol_versions & (1u << c->protocol_level)))
+        return refuse(cl, CX_RC_UNSUPPORTED_PROTOCOL_VERSION,
+                      "protocol version not accepted on this listener");
+    if (v5 && cx_mqtt_props_has(&c->props, CX_PROP_AUTH_METHOD))
+        return refuse(cl, CX_RC_BAD_AUTH_METHOD, "extended authentication is not available");
+
+    /* Client identifier [MQTT-3.1.3]. */
+    char idbuf[128];
+    cx_str_t id = c->client_id;
+    bool assigned = false;
+    if (lc->use_username_as_clientid && c->has_username)
+        id = c->username;
+    if (id.len == 0) {
+        if (c->protocol_level == CX_MQTT_V31)
+            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 requires a client id");
+        if (c->protocol_level == CX_MQTT_V311 && !c->clean_start)
+            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID,
+                          "empty client id requires clean session"); /* [MQTT-3.1.3-8] */
+        if (!lc->allow_zero_length_clientid)
+            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "empty client id not allowed");
+        if (!make_client_id(cl, idbuf, sizeof idbuf))
+            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "auto_id_prefix too long");
+        id = cx_str_from_cstr(idbuf);
+        assigned = true;
+    } else if (c->protocol_level == CX_MQTT_V31 && id.len > 23) {
+        return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 client id longer than 23");
+    }
+
+    /* Keep alive: a v5 client is told the server's value; a 3.x client is refused. */
+    uint16_t keepalive = c->keepalive;
+    bool server_ka = false;
+    if (lim->max_keepalive > 0 && lim->max_keepalive < 65535 &&
+        (keepalive > lim->max_keepalive || (keepalive == 0 && v5))) {
+        if (!v5)
+            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "keepalive above max_keepalive");
+        keepalive = (uint16_t)lim->max_keepalive;
+        server_ka = true;
+    }
+
+    if (!lc->allow_anonymous)
+        return refuse(cl, CX_RC_NOT_AUTHORIZED, "not authorised");
+
+    if (c->will_flag) {
+        if (c->will_qos > lc->max_qos)
+            return refuse(cl, CX_RC_QOS_NOT_SUPPORTED, "will QoS above max_qos");
+        if (c->will_retain && !lim->retain_available)
+            return refuse(cl, CX_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+    }
+
+    /* Find or create the session; a session owned by another worker gets this connection
+     * handed over, and CONNECT is read again there. */
+    cx_registry_t *reg = w->broker->registry;
+    cx_session_t *s = NULL;
+    for (int attempt = 0; attempt < 4 && !s; attempt++) {
+        cx_session_t *found = cx_registry_get(reg, id);
+        if (found && found->worker != w) {
+            cl->handover = found->worker;
+            cx_session_unref(found);
+            return;
+        }
+        if (found && found->dead) {
+            cx_session_unref(found);
+            found = NULL;
+        }
+        if (found) {
+            s = found;
+            break;
+        }
+        cx_session_t *fresh = cx_session_new(w, id);
+        if (!fresh)
+            return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "out of memory");
+        cx_session_t *holder = cx_registry_insert(reg, fresh);
+        if (holder == fresh) {
+            cx_session_unref(fresh); /* keep one: the alive reference; holder's is ours */
+            s = holder;
+            break;
+        }
+        /* Lost a race with another worker for the same new id: retry the lookup. */
+        fresh->dead = true;
+        cx_list_remove(&fresh->worker_link);
+        atomic_fetch_sub_explicit(&w->ctr.sessions_total, 1, memory_order_relaxed);
+        cx_session_unref(fresh);
+        if (holder)
+            cx_session_unref(holder);
+    }
+    if (!s)
+        return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "client id registry busy");
+
+    /* Takeover: the existing connection is closed with 0x8E [MQTT-3.1.4-3]. */
+    if (s->client) {
+        cx_client_t *old = s->client;
+        cx_log(CX_LOG_NOTICE, "Client %s already connected, closing old connection.",
+               s->client_id);
+        cx_client_disconnect(old, CX_RC_SESSION_TAKEN_OVER, "session taken over");
+        detach_session(old);
+    }
+    bool present = false;
+    if (c->clean_start || s->dead) {
+        if (!s->dead && s->nsubs + s->queue_count + s->inflight_count + s->qos2_in_count > 0)
+            cx_session_clear(s);
+        if (s->will)
+            cx_session_publish_will(s); /* the old session ends here */
+    } else {
+        present = true;
+        /* A delayed will of the previous connection is cancelled by the new one
+         * [MQTT-3.1.3-9]. */
+        if (s->will) {
+            cx_msg_unref(s->will);
+            s->will = NULL;
+            s->will_due_ms = 0;
+        }
+    }
+    if (s->dead) {
+        cx_session_unref(s);
+        return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "session ended during connect");
+    }
+
+    s->client = cl;
+    s->version = c->protocol_level;
+    atomic_store_explicit(&s->online, true, memory_order_relaxed);
+    cl->session = s; /* the reference from the registry lookup */
+    if (v5) {
+        s->expiry_interval = cx_mqtt_props_has(&c->props, CX_PROP_SESSION_EXPIRY)
+                                 ? c->props.session_expiry
+                                 : 0;
+    } else if (c->clean_start) {
+        s->expiry_interval = 0;
+    } else {
+        int64_t pce = lim->persistent_client_expiration;
+        s->expiry_interval = pce > 0 ? (pce >= CX_EXPIRY_NEVER ? CX_EXPIRY_NEVER - 1 : (uint32_t)pce)
+                                     : CX_EXPIRY_NEVER;
+    }
+    if (c->will_flag) {
+        s->will = make_will(cl, c, s);
+        s->will_delay = v5 && cx_mqtt_props_has(&c->will_props, CX_PROP_WILL_DELAY)
+                            ? c->will_props.will_delay
+                            : 0;
+        if (!s->will)
+            cx_log(CX_LOG_ERR, "Out of memory storing the will of %s.", s->client_id);
+    }
+    if (c->has_username)
+        cl->username = cx_strndup((const char *)c->username.p, c->username.len);
+
+    cl->keepalive = keepalive;
+    cl->recv_max_out = 65535;
+    cl->server_recv_max = lim->max_inflight_messages > 0 && lim->max_inflight_messages < 65535
+                              ? (uint16_t)lim->max_inflight_messages
+                              : 65535;
+    cx_mqtt_props_t props = {0};
+    if (v5) {
+        if (cx_mqtt_props_has(&c->props, CX_PROP_RECEIVE_MAX))
+            cl->recv_max_out = c->props.receive_max;
+        if (cx_mqtt_props_has(&c->props, CX_PROP_MAX_PACKET_SIZE))
+            cl->max_packet_out = c->props.max_packet_size;
+        uint16_t client_alias_max = cx_mqtt_props_has(&c->props, CX_PROP_TOPIC_ALIAS_MAX)
+                                        ? c->props.topic_alias_max
+                                        : 0;
+        uint16_t broker_max = lc->max_topic_alias_broker > 0 ? (uint16_t)lc->max_topic_alias_broker : 0;
+        cl->alias_out_max = client_alias_max < broker_max ? client_alias_max : broker_max;
+        if (cl->alias_out_max) {
+            cl->alias_out = cx_calloc(1, sizeof *cl->alias_out);
+            size_t n = 16;
+            while (n < 2u * cl->alias_out_max)
+                n *= 2;
+            if (cl->alias_out && (cl->alias_out->slots = cx_calloc(n, sizeof(alias_slot_t)))) {
+                cl->alias_out->nslots = n;
+                cl->alias_out->max = cl->alias_out_max;
+            } else {
+                cx_free_null(cl->alias_out);
+                cl->alias_out_max = 0;
+            }
+        }
+        cl->alias_in_max = lc->max_topic_alias > 0 ? (uint16_t)lc->max_topic_alias : 0;
+
+        if (assigned) {
+            props.present |= CX_PROP_BIT(CX_PROP_ASSIGNED_CLIENT_ID);
+            props.assigned_client_id = id;
+        }
+        if (cl->server_recv_max != 65535) {
+            props.present |= CX_PROP_BIT(CX_PROP_RECEIVE_MAX);
+            props.receive_max = cl->server_recv_max;
+        }
+        if (cl->alias_in_max) {
+            props.present |= CX_PROP_BIT(CX_PROP_TOPIC_ALIAS_MAX);
+            props.topic_alias_max = cl->alias_in_max;
+        }
+        if (lc->max_qos < 2) {
+            props.present |= CX_PROP_BIT(CX_PROP_MAX_QOS);
+            props.max_qos = (uint8_t)lc->max_qos;
+        }
+        if (!lim->retain_available) {
+            props.present |= CX_PROP_BIT(CX_PROP_RETAIN_AVAILABLE);
+            props.retain_available = 0;
+        }
+        if (lim->max_packet_size && lim->max_packet_size < CX_MQTT_MAX_REMAINING) {
+            props.present |= CX_PROP_BIT(CX_PROP_MAX_PACKET_SIZE);
+            props.max_packet_size = (uint32_t)lim->max_packet_size;
+        }
+        if (server_ka) {
+            props.present |= CX_PROP_BIT(CX_PROP_SERVER_KEEPALIVE);
+            props.server_keepalive = keepalive;
+        }
+    }
+    send_connack(cl, CX_RC_SUCCESS, present, &props);
+    cl->state = CX_CL_CONNECTED;
+    int now_connected =
+        atomic_fetch_add_explicit(&w->ctr.clients_connected, 1, memory_order_relaxed) + 1;
+    (void)now_connected;
+    if (lim->connection_messages)
+        cx_log(CX_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d%s%.*s).",
+               cl->conn->peer, s->client_id, c->protocol_level == CX_MQTT_V31 ? 1 : c->protocol_level - 2,
+               c->clean_start ? 1 : 0, keepalive, c->has_username ? ", u'" : "",
+               c->has_username ? (int)c->username.len + 1 : 0,
+               c->has_username ? cl->username ? cl->username : "" : "");
+    if (present)
+        cx_session_resend(s);
+    cx_session_pump(s);
+}
+
+/* --- PUBLISH and acknowledgements --- */
+
+static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
+{
+    cx_worker_t *w = cl->worker;
+    cx_session_t *s = cl->session;
+    const cx_listener_conf_t *lc = cl->lconf;
+    bool v5 = cl->version == CX_MQTT_V5;
+
+    if (p->qos > lc->max_qos)
+        return cx_client_disconnect(cl, CX_RC_QOS_NOT_SUPPORTED, "QoS above max_qos");
+    if (p->retain && !w->limits.retain_available)
+        return cx_client_disconnect(cl, CX_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+
+    cx_str_t topic = p->topic;
+    if (v5 && cx_mqtt_props_has(&p->props, CX_PROP_TOPIC_ALIAS)) {
+        uint16_t a = p->props.topic_alias;
+        if (a == 0 || a > cl->alias_in_max)
+            return cx_client_disconnect(cl, CX_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+        if (!cl->alias_in) {
+            cl->alias_in = cx_calloc(cl->alias_in_max + 1u, sizeof(char *));
+            if (!cl->alias_in)
+                return fail_oom(cl);
+        }
+        if (topic.len == 0) {
+            if (!cl->alias_in[a])
+                return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unknown topic alias");
+            topic = cx_str_from_cstr(cl->alias_in[a]);
+        } else {
+            char *t = cx_strndup((const char *)topic.p, topic.len);
+            if (!t)
+                return fail_oom(cl);
+            cx_free(cl->alias_in[a]);
+            cl->alias_in[a] = t;
+        }
+    }
+    if (topic.len == 0)
+        return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "empty topic without alias");
+
+    if (p->qos == 2) {
+        int r = cx_session_qos2_in_add(s, p->packet_id);
+        if (r == 0) {
+            /* Already received, not yet released: acknowledge again, deliver once
+             * [MQTT-4.3.3-10]. */
+            cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, CX_RC_SUCCESS);
+            return;
+        }
+        if (r < 0)
+            return fail_oom(cl);
+        if (s->qos2_in_count > cl->server_recv_max)
+            return cx_client_disconnect(cl, CX_RC_RECEIVE_MAX_EXCEEDED,
+                                        "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
+    }
+
+    atomic_fetch_add_explicit(&w->ctr.pub_received, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->ctr.pub_bytes_received, p->payload.len, memory_order_relaxed);
+
+    /* Clients may not inject into the broker's own $SYS tree. */
+    bool deliver = !cx_str_has_prefix(topic, "$SYS");
+    size_t matched = 0;
+    if (deliver) {
+        char buf[512];
+        char *heap = NULL;
+        const char *mp = lc->mount_point;
+        if (mp) {
+            size_t n = strlen(mp);
+            char *dst = n + topic.len <= sizeof buf ? buf : (heap = cx_malloc(n + topic.len));
+            if (!dst)
+                return fail_oom(cl);
+            memcpy(dst, mp, n);
+            memcpy(dst + n, topic.p, topic.len);
+            topic = (cx_str_t){(const uint8_t *)dst, n + topic.len};
+        }
+        cx_msg_t *m = cx_msg_new(topic, p->payload, v5 ? &p->props : NULL, p->qos, p->retain, s,
+                                 (int64_t)cx_loop_now(w->loop));
+        cx_free(heap);
+        if (!m)
+            return fail_oom(cl);
+        if (p->retain)
+            cx_route_retain(w, m);
+        matched = cx_route_publish(w, m, s);
+        cx_msg_unref(m);
+    }
+    uint8_t rc = v5 && matched == 0 ? CX_RC_NO_MATCHING_SUBSCRIBERS : CX_RC_SUCCESS;
+    if (p->qos == 1)
+        cx_client_send_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
+    else if (p->qos == 2)
+        cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
+}
+
+static void handle_ack(cx_client_t *cl, cx_mqtt_type type, const cx_mqtt_ack_t *a)
+{
+    cx_session_t *s = cl->session;
+    if (type == CX_MQTT_PUBREL) {
+        bool known = cx_session_qos2_in_release(s, a->packet_id);
+        cx_client_send_ack(cl, CX_MQTT_PUBCOMP, a->packet_id,
+                           known ? CX_RC_SUCCESS : CX_RC_PACKET_ID_NOT_FOUND);
+        return;
+    }
+    if (!cx_session_ack(s, type, a->packet_id, a->rc) && type == CX_MQTT_PUBREC)
+        cx_client_send_ack(cl, CX_MQTT_PUBREL, a->packet_id, CX_RC_PACKET_ID_NOT_FOUND);
+}
+
+/* --- SUBSCRIBE / UNSUBSCRIBE --- */
+
+typedef struct retained_ctx {
+    cx_session_t *s;
+    uint8_t qos;
+    uint32_t sub_id;
+} retained_ctx_t;
+
+static void retained_cb(void *ud, cx_str_t topic, void *value)
+{
+    retained_ctx_t *rc = ud;
+    cx_msg_t *m = value;
+    uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
+    /* Retained messages sent because of a subscription keep retain = 1 [MQTT-3.3.1-8]. */
+    cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL,
+                       rc->sub_id ? 1 : 0);
+}
+
+/* Builds mount_point + filter in buf (or on the heap, returned in *heap). */
+static cx_str_t mounted(const cx_client_t *cl, cx_str_t f, char *buf, size_t buflen, char **heap)
+{
+    const char *mp = cl->lconf->mount_point;
+    *heap = NULL;
+    if (!mp)
+        return f;
+    size_t n = strlen(mp);
+    char *dst = n + f.len <= buflen ? buf : (*heap = cx_malloc(n + f.len));
+    if (!dst)
+        return CX_STR_NULL;
+    memcpy(dst, mp, n);
+    memcpy(dst + n, f.p, f.len);
+    return (cx_str_t){(const uint8_t *)dst, n + f.len};
+}
+
+static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
+{
+    cx_worker_t *w = cl->worker;
+    cx_session_t *s = cl->session;
+    uint8_t rcs_small[32];
+    uint8_t *rcs = sub->count <= 32 ? rcs_small : cx_arena_alloc(&w->arena, sub->count);
+    uint8_t *send_retained = cx_arena_alloc(&w->arena, sub->count);
+    if (!rcs || !send_retained)
+        return fail_oom(cl);
+    uint32_t sub_id = cx_mqtt_props_has(&sub->props, CX_PROP_SUBSCRIPTION_ID) && sub->props.sub_id_count
+                          ? sub->props.sub_ids[0]
+                          : 0;
+    for (size_t i = 0; i < sub->count; i++) {
+        const cx_mqtt_sub_entry_t *e = &sub->entries[i];
+        cx_str_t group = CX_STR_NULL, real = e->filter;
+        int shared = cx_mqtt_shared_parse(e->filter, &group, &real);
+        if (shared < 0) {
+            rcs[i] = CX_RC_TOPIC_FILTER_INVALID;
+            continue;
+        }
+        char buf[512], *heap;
+        cx_str_t full = mounted(cl, real, buf, sizeof buf, &heap);
+        if (!full.p) {
+            rcs[i] = CX_RC_UNSPECIFIED;
+            continue;
+        }
+        uint8_t granted = e->qos < cl->lconf->max_qos ? e->qos : (uint8_t)cl->lconf->max_qos;
+        cx_sub_opts_t opts = {.qos = granted, .no_local = e->no_local,
+                              .retain_as_published = e->retain_as_published,
+                              .retain_handling = e->retain_handling, .sub_id = sub_id};
+        int r = cx_subtree_add(w->broker->subs, full, group, s, &opts);
+        if (r >= 0 && cx_session_sub_add(s, full, group, &opts) < 0) {
+            cx_subtree_remove(w->broker->subs, full, group, s);
+            r = CX_ENOMEM;
+        }
+        cx_free(heap);
+        if (r < 0) {
+            rcs[i] = CX_RC_UNSPECIFIED;
+            continue;
+        }
+        rcs[i] = granted;
+        /* Retain Handling: 0 = always, 1 = only for a new subscription, 2 = never
+         * [MQTT-3.3.1-9..11]. Shared subscriptions never get retained messages. */
+        send_retained[i] = !shared && (e->retain_handling == 0 || (e->retain_handling == 1 && r == 1));
+        cx_log(CX_LOG_SUBSCRIBE, "%s %d %.*s", s->client_id, granted, (int)e->filter.len,
+               (const char *)e->filter.p);
+    }
+    cx_mqtt_suback_t sa = {.packet_id = sub->packet_id, .rcs = rcs, .count = sub->count};
+    size_t before = cx_buf_used(outbuf(cl));
+    if (cx_mqtt_encode_suback(outbuf(cl), (cx_mqtt_version)cl->version, CX_MQTT_SUBACK, &sa))
+        return fail_oom(cl);
+    sent(cl, before);
+
+    for (size_t i = 0; i < sub->count; i++) {
+        if (!send_retained[i])
+            continue;
+        char buf[512], *heap;
+        cx_str_t full = mounted(cl, sub->entries[i].filter, buf, sizeof buf, &heap);
+        if (!full.p)
+            continue;
+        retained_ctx_t rc = {.s = s, .qos = rcs[i], .sub_id = sub_id};
+        cx_retain_match(w->broker->retained, full, retained_cb, &rc);
+        cx_free(heap);
+    }
+}
+
+static void handle_unsubscribe(cx_client_t *cl, const cx_mqtt_unsubscribe_t *u)
+{
+    cx_worker_t *w = cl->worker;
+    cx_session_t *s = cl->session;
+    uint8_t *rcs = cx_arena_alloc(&w->arena, u->count);
+    if (!rcs)
+        return fail_oom(cl);
+    for (size_t i = 0; i < u->count; i++) {
+        cx_str_t group = CX_STR_NULL, real = u->filters[i];
+        if (cx_mqtt_shared_parse(u->filters[i], &group, &real) < 0) {
+            rcs[i] = CX_RC_TOPIC_FILTER_INVALID;
+            continue;
+        }
+        char buf[512], *heap;
+        cx_str_t full = mounted(cl, real, buf, sizeof buf, &heap);
+        if (!full.p) {
+            rcs[i] = CX_RC_UNSPECIFIED;
+            continue;
+        }
+        int r = cx_subtree_remove(w->broker->subs, full, group, s);
+        cx_session_sub_remove(s, full, group);
+        cx_free(heap);
+        rcs[i] = r == CX_OK ? CX_RC_SUCCESS : CX_RC_NO_SUBSCRIPTION_EXISTED;
+        cx_log(CX_LOG_UNSUBSCRIBE, "%s %.*s", s->client_id, (int)u->filters[i].len,
+               (const char *)u->filters[i].p);
+    }
+    cx_mqtt_suback_t ua = {.packet_id = u->packet_id, .rcs = rcs, .count = u->count};
+    size_t before = cx_buf_used(outbuf(cl));
+    if (cx_mqtt_encode_suback(outbuf(cl), (cx_mqtt_version)cl->version, CX_MQTT_UNSUBACK, &ua))
+        return fail_oom(cl);
+    sent(cl, before);
+}
+
+static void handle_disconnect(cx_client_t *cl, const cx_mqtt_reason_t *r)
+{
+    cx_session_t *s = cl->session;
+    if (cl->version == CX_MQTT_V5 && cx_mqtt_props_has(&r->props, CX_PROP_SESSION_EXPIRY)) {
+        /* A session that was to end at disconnect cannot be extended [MQTT-3.14.2-2]. */
+        if (s->expiry_interval == 0 && r->props.session_expiry != 0)
+            return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR,
+                                        "session expiry set on DISCONNECT after 0 on CONNECT");
+        s->expiry_interval = r->props.session_expiry;
+    }
+    /* 0x04 asks for the will; anything else from the client is a normal end. */
+    cl->will_suppressed = !(cl->version == CX_MQTT_V5 && r->rc == CX_RC_DISCONNECT_WITH_WILL);
+    if (cl->worker->limits.connection_messages)
+        cx_log(CX_LOG_NOTICE, "Client %s disconnected.", s->client_id);
+    cl->state = CX_CL_CLOSING;
+    cx_conn_close(cl->conn, CX_OK);
+}
+
+/* Extended authentication (MQTT 5 AUTH) is an extension point filled by the plugin host;
+ * until plugins exist, no method is available. */
+static uint8_t auth_extension(cx_client_t *cl, const cx_mqtt_reason_t *r)
+{
+    (void)cl;
+    (void)r;
+    return CX_RC_BAD_AUTH_METHOD;
+}
+
+/* --- packet dispatch --- */
+
+static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
+{
+    cx_worker_t *w = cl->worker;
+    cx_mqtt_packet_t p;
+    cx_mqtt_error_t err = {0};
+    cx_mqtt_version ver = cl->state == CX_CL_NEW ? CX_MQTT_V5 : (cx_mqtt_version)cl->version;
+    int rc = cx_mqtt_decode(pkt, len, ver, false, &w->arena, &p, &err);
+    const char *who = cl->session ? cl->session->client_id : cl->conn->peer;
+    if (rc == CX_ENOMEM)
+        return fail_oom(cl);
+    if (rc != CX_OK) {
+        if (cl->state == CX_CL_NEW) {
+            /* Answer a CONNECT we can read the version of; anything else just closes
+             * [MQTT-3.1.2-2], [MQTT-4.8.0-1]. */
+            if ((pkt[0] >> 4) == CX_MQTT_CONNECT && p.type == CX_MQTT_CONNECT &&
+                (p.u.connect.protocol_level >= 3 && p.u.connect.protocol_level <= 5)) {
+                cl->version = p.u.connect.protocol_level;
+                return refuse(cl, err.rc, err.msg ? err.msg : "malformed CONNECT");
+            }
+            if ((pkt[0] >> 4) == CX_MQTT_CONNECT && err.rc == CX_RC_UNSUPPORTED_PROTOCOL_VERSION) {
+                cl->version = CX_MQTT_V311;
+                return refuse(cl, err.rc, "unsupported protocol version");
+            }
+            cx_log(CX_LOG_NOTICE, "Bad first packet from %s: %s.", cl->conn->peer,
+                   err.msg ? err.msg : "malformed");
+            cl->state = CX_CL_CLOSING;
+            return cx_conn_close(cl->conn, CX_EPROTO);
+        }
+        cx_log(CX_LOG_NOTICE, "Client %s disconnected: %s (%s).", who,
+               err.msg ? err.msg : "malformed packet", cx_mqtt_rc_name(err.rc));
+        return cx_client_disconnect(cl, err.rc ? err.rc : CX_RC_MALFORMED_PACKET, err.msg);
+    }
+    atomic_fetch_add_explicit(&w->ctr.msgs_received, 1, memory_order_relaxed);
+    if (cl->state == CX_CL_NEW) {
+        if (p.type != CX_MQTT_CONNECT) {
+            cx_log(CX_LOG_NOTICE, "Client from %s sent %s before CONNECT; closing.",
+                   cl->conn->peer, cx_mqtt_type_name(p.type));
+            cl->state = CX_CL_CLOSING;
+            return cx_conn_close(cl->conn, CX_EPROTO); /* [MQTT-3.1.0-1] */
+        }
+        return handle_connect(cl, &p.u.connect);
+    }
+    switch (p.type) {
+    case CX_MQTT_CONNECT:
+        return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
+    case CX_MQTT_PUBLISH:
+        return handle_publish(cl, &p.u.publish);
+    case CX_MQTT_PUBACK:
+    case CX_MQTT_PUBREC:
+    case CX_MQTT_PUBREL:
+    case CX_MQTT_PUBCOMP:
+        return handle_ack(cl, p.type, &p.u.ack);
+    case CX_MQTT_SUBSCRIBE:
+        return handle_subscribe(cl, &p.u.subscribe);
+    case CX_MQTT_UNSUBSCRIBE:
+        return handle_unsubscribe(cl, &p.u.unsubscribe);
+    case CX_MQTT_PINGREQ: {
+        size_t before = cx_buf_used(outbuf(cl));
+        if (cx_mqtt_encode_ping(outbuf(cl), CX_MQTT_PINGRESP))
+            return fail_oom(cl);
+        return sent(cl, before);
+    }
+    case CX_MQTT_DISCONNECT:
+        return handle_disconnect(cl, &p.u.reason);
+    case CX_MQTT_AUTH:
+        /* AUTH is only valid inside an exchange started by CONNECT's Authentication Method,
+         * and CONNECT refuses those until a plugin provides a method [MQTT-4.12.0-1]. */
+        return cx_client_disconnect(cl, auth_extension(cl, &p.u.reason) == CX_RC_BAD_AUTH_METHOD
+                                            ? CX_RC_PROTOCOL_ERROR
+                                            : CX_RC_BAD_AUTH_METHOD,
+                                    "AUTH without an authentication method");
+    default:
+        return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unexpected packet type");
+    }
+}
+
+static void client_free(cx_client_t *cl)
+{
+    if (cx_list_linked(&cl->worker_link))
+        cx_list_remove(&cl->worker_link);
+    if (cl->alias_in) {
+        for (size_t i = 0; i <= cl->alias_in_max; i++)
+            cx_free(cl->alias_in[i]);
+        cx_free(cl->alias_in);
+    }
+    alias_out_free(cl->alias_out);
+    cx_free(cl->username);
+    cx_free(cl);
+}
+
+static void on_read(cx_conn_t *c)
+{
+    cx_client_t *cl = c->proto;
+    cx_worker_t *w = cl->worker;
+    size_t maxp = w->limits.max_packet_size;
+    cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
+    while (!c->closing) {
+        size_t avail = cx_buf_used(&c->in);
+        if (!avail)
+            break;
+        size_t hl;
+        uint32_t rl;
+        cx_mqtt_error_t err = {0};
+        int rc = cx_mqtt_frame(cx_buf_head(&c->in), avail, &hl, &rl, &err);
+        if (rc == CX_EAGAIN)
+            break;
+        if (rc != CX_OK) {
+            cx_log(CX_LOG_NOTICE, "Client %s sent a malformed packet: %s.",
+                   cl->session ? cl->session->client_id : c->peer, err.msg ? err.msg : "bad length");
+            return cx_client_disconnect(cl, CX_RC_MALFORMED_PACKET, err.msg);
+        }
+        size_t total = hl + rl;
+        if (maxp && total > maxp) {
+            /* [MQTT-3.2.2-15]: the server closes with 0x95 on a packet over its maximum. */
+            cx_log(CX_LOG_NOTICE, "Client %s sent a packet of %zu bytes, over max_packet_size.",
+                   cl->session ? cl->session->client_id : c->peer, total);
+            return cx_client_disconnect(cl, CX_RC_PACKET_TOO_LARGE, "packet too large");
+        }
+        if (total > avail)
+            break;
+        atomic_fetch_add_explicit(&w->ctr.bytes_received, total, memory_order_relaxed);
+        handle_packet(cl, cx_buf_head(&c->in), total);
+        cx_arena_reset(&w->arena);
+        if (cl->handover) {
+            /* The session lives on another worker: the connection moves there with its
+             * CONNECT still unread, and this client state goes away. */
+            cx_worker_t *to = cl->handover;
+            c->proto = NULL;
+            client_free(cl);
+            cx_worker_handover(w, to, c);
+            return;
+        }
+        cx_buf_consume(&c->in, total, 0);
+    }
+}
+
+static void on_close(cx_conn_t *c)
+{
+    cx_client_t *cl = c->proto;
+    if (!cl)
+        return;
+    if (cl->session && !cl->will_suppressed && cl->worker->limits.connection_messages &&
+        !cl->worker->broker->shutting_down)
+        cx_log(CX_LOG_NOTICE, "Client %s closed its connection.", cl->session->client_id);
+    detach_session(cl);
+    c->proto = NULL;
+    client_free(cl);
+}
+
+const cx_conn_ops_t cx_client_conn_ops = {.on_read = on_read, .on_close = on_close};
+
+cx_client_t *cx_client_new(cx_worker_t *w, cx_conn_t *c)
+{
+    cx_client_t *cl = cx_calloc(1, sizeof *cl);
+    if (!cl)
+        return NULL;
+    cl->conn = c;
+    cl->worker = w;
+    cl->lconf = c->listener->conf;
+    cl->state = CX_CL_NEW;
+    cl->version = CX_MQTT_V311;
+    cl->request_problem_info = true;
+    cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
+    cx_list_insert_tail(&w->clients, &cl->worker_link);
+    c->proto = cl;
+    return cl;
+}
+
+void cx_client_adopt(cx_worker_t *w, cx_conn_t *c)
+{
+    if (cx_conn_attach(c, &w->net, &cx_client_conn_ops) != CX_OK || !cx_client_new(w, c)) {
+        cx_conn_close(c, CX_ENOMEM);
+        return;
+    }
+    on_read(c);
+}
+
+void cx_client_tick(cx_client_t *cl, int64_t now)
+{
+    if (cl->conn->closing)
+        return;
+    if (cl->state == CX_CL_NEW) {
+        if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {
+            cx_log(CX_LOG_NOTICE, "Client %s did not send CONNECT in time; closing.", cl->conn->peer);
+            cl->state = CX_CL_CLOSING;
+            cx_conn_close(cl->conn, CX_ECLOSED);
+        }
+        return;
+    }
+    /* [MQTT-3.1.2-24]: one and a half times the keep alive without a packet. */
+    if (cl->keepalive && now - cl->last_rx_ms > (int64_t)cl->keepalive * 1500) {
+        cx_log(CX_LOG_NOTICE, "Client %s has exceeded timeout, disconnecting.",
+               cl->session ? cl->session->client_id : cl->conn->peer);
+        cx_client_disconnect(cl, CX_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+    }
+}

@@ -1,0 +1,51 @@
+/* client.h: the MQTT protocol state of one connection: decoded packet -> action. */
+#ifndef CX_BROKER_CLIENT_H
+#define CX_BROKER_CLIENT_H
+
+#include "broker/broker.h"
+
+typedef struct cx_alias_out cx_alias_out_t;
+
+enum { CX_CL_NEW = 0, CX_CL_CONNECTED, CX_CL_CLOSING };
+
+struct cx_client {
+    cx_conn_t *conn;
+    cx_worker_t *worker;
+    const cx_listener_conf_t *lconf;
+    cx_session_t *session;      /* NULL until CONNECT is accepted; referenced */
+    cx_list_t worker_link;      /* on worker->clients once connected */
+    int state;
+    uint8_t version;
+    bool will_suppressed;       /* normal DISCONNECT: no will */
+    bool request_problem_info;
+    uint16_t keepalive;         /* seconds, as in force (Server Keep Alive applied) */
+    int64_t last_rx_ms;
+    char *username;
+    uint16_t recv_max_out;      /* client's Receive Maximum: our outgoing window */
+    uint32_t max_packet_out;    /* client's Maximum Packet Size, 0 = none */
+    uint16_t alias_in_max;      /* topic aliases the client may use towards us */
+    char **alias_in;            /* alias -> topic, allocated on first use */
+    uint16_t alias_out_max;     /* aliases we may use towards the client */
+    cx_alias_out_t *alias_out;
+    uint16_t server_recv_max;   /* our Receive Maximum announced in CONNACK */
+    cx_worker_t *handover;      /* set by CONNECT when the session lives on that worker */
+};
+
+/* Net callbacks: the cx_conn_ops_t for MQTT connections. */
+extern const cx_conn_ops_t cx_client_conn_ops;
+
+/* Creates the protocol state for a newly attached connection. */
+cx_client_t *cx_client_new(cx_worker_t *w, cx_conn_t *c);
+/* Sends a PUBLISH; returns false if the packet would exceed the client's
+ * Maximum Packet Size (the message is then dropped as if delivered, [MQTT-3.1.2-25]). */
+bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, bool retain,
+                            uint16_t pid, bool dup, const uint32_t *sub_ids, size_t nsub);
+void cx_client_send_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc);
+/* Server-initiated close: a v5 client gets DISCONNECT with rc first. */
+void cx_client_disconnect(cx_client_t *cl, uint8_t rc, const char *reason);
+/* Keepalive check from the worker tick. */
+void cx_client_tick(cx_client_t *cl, int64_t now_ms);
+/* Resumes handling of a connection handed over from another worker. */
+void cx_client_adopt(cx_worker_t *w, cx_conn_t *c);
+
+#endif

@@ -1,0 +1,223 @@
+/* router.c: one trie match per PUBLISH on the receiving worker, then delivery: directly to
+ * this worker's sessions, and as one posted batch per other worker. */
+#include "router.h"
+
+#include <string.h>
+
+#include "broker/session.h"
+#include "broker/worker.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+typedef struct route_ctx {
+    cx_worker_t *w;
+    const cx_msg_t *msg;
+    const cx_session_t *origin;   /* for No Local */
+    const cx_session_t *exclude;  /* shared redelivery: the leaving member */
+    uint32_t only_share;          /* shared redelivery: the group wanted */
+    bool oom;
+} route_ctx_t;
+
+uint32_t cx_route_share_hash(cx_str_t group, cx_str_t filter)
+{
+    uint64_t h = cx_str_hash(group) * 31 + cx_str_hash(filter);
+    uint32_t v = (uint32_t)(h ^ (h >> 32));
+    return v ? v : 1;
+}
+
+static cx_target_t *new_target(cx_worker_t *w)
+{
+    if (w->ntargets == w->targets_cap) {
+        size_t cap = w->targets_cap ? w->targets_cap * 2 : 64;
+        cx_target_t *n = cx_realloc(w->targets, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        w->targets = n;
+        w->targets_cap = cap;
+    }
+    return &w->targets[w->ntargets++];
+}
+
+static bool add_sub_id(cx_target_t *t, uint32_t id)
+{
+    if (!id)
+        return true;
+    if (t->nsub == 0) {
+        t->sub_id = id;
+        t->nsub = 1;
+        return true;
+    }
+    uint32_t *n = cx_realloc(t->sub_ids, (t->nsub + 1u) * sizeof *n);
+    if (!n)
+        return false;
+    if (t->nsub == 1)
+        n[0] = t->sub_id;
+    n[t->nsub++] = id;
+    t->sub_ids = n;
+    return true;
+}
+
+static void match_cb(void *ud, void *owner, const cx_sub_opts_t *opts, cx_str_t group)
+{
+    route_ctx_t *rc = ud;
+    cx_worker_t *w = rc->w;
+    cx_session_t *s = owner;
+    const cx_msg_t *m = rc->msg;
+    uint32_t share = group.len ? cx_route_share_hash(group, CX_STR_NULL) : 0;
+
+    if (rc->only_share) {
+        if (share != rc->only_share || s == rc->exclude)
+            return;
+    } else if (opts->no_local && s == rc->origin && !share) {
+        return; /* [MQTT-3.8.3-3] */
+    }
+    uint8_t qos = w->limits.upgrade_outgoing_qos ? opts->qos : (m->qos < opts->qos ? m->qos : opts->qos);
+    bool retain = opts->retain_as_published ? m->retain : false;
+
+    /* Overlapping non-shared subscriptions of one session: one copy, highest QoS, every
+     * subscription identifier [MQTT-3.3.4-2], [MQTT-3.3.4-3]. */
+    cx_route_mark_t *mark = &s->marks[w->index];
+    if (!share && mark->seq == w->route_seq) {
+        cx_target_t *t = &w->targets[mark->target];
+        if (qos > t->qos)
+            t->qos = qos;
+        t->retain = t->retain || retain;
+        if (!add_sub_id(t, opts->sub_id))
+            rc->oom = true;
+        return;
+    }
+    cx_target_t *t = new_target(w);
+    if (!t) {
+        rc->oom = true;
+        return;
+    }
+    t->session = cx_session_ref(s);
+    t->qos = qos;
+    t->retain = retain;
+    t->share_hash = share;
+    t->nsub = 0;
+    t->sub_id = 0;
+    t->sub_ids = NULL;
+    add_sub_id(t, opts->sub_id);
+    if (!share) {
+        mark->seq = w->route_seq;
+        mark->target = (uint32_t)(w->ntargets - 1);
+    }
+}
+
+static bool pick_cb(void *ud, void *owner)
+{
+    route_ctx_t *rc = ud;
+    cx_session_t *s = owner;
+    return s != rc->exclude && atomic_load_explicit(&s->online, memory_order_relaxed);
+}
+
+static const uint32_t *target_ids(const cx_target_t *t)
+{
+    return t->nsub > 1 ? t->sub_ids : t->nsub ? &t->sub_id : NULL;
+}
+
+static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
+{
+    size_t n = w->ntargets;
+    if (!n)
+        return;
+    cx_broker_t *b = w->broker;
+    size_t per_worker[64];
+    size_t nw = b->nworkers;
+    size_t *counts = nw <= 64 ? per_worker : cx_calloc(nw, sizeof *counts);
+    if (!counts)
+        counts = per_worker, nw = 64; /* cannot happen in practice: workers <= 64 by config */
+    memset(counts, 0, nw * sizeof *counts);
+    for (size_t i = 0; i < n; i++)
+        counts[w->targets[i].session->worker->index]++;
+
+    /* Other workers: one batch each, carrying one message reference. */
+    for (size_t wi = 0; wi < nw; wi++) {
+        if (wi == w->index || !counts[wi])
+            continue;
+        cx_post_deliver_t *p = cx_malloc(sizeof *p + counts[wi] * sizeof(cx_target_t));
+        if (!p) {
+            cx_log(CX_LOG_ERR, "Out of memory routing a message on %s.", msg->topic.p);
+            for (size_t i = 0; i < n; i++)
+                if (w->targets[i].session->worker->index == wi) {
+                    cx_free(w->targets[i].sub_ids);
+                    cx_session_unref(w->targets[i].session);
+                    w->targets[i].session = NULL;
+                }
+            continue;
+        }
+        p->base.kind = CX_POST_DELIVER;
+        p->msg = cx_msg_ref(msg);
+        p->count = 0;
+        for (size_t i = 0; i < n; i++)
+            if (w->targets[i].session && w->targets[i].session->worker->index == wi)
+                p->items[p->count++] = w->targets[i];
+        cx_loop_post(b->workers[wi].loop, &p->base);
+    }
+    /* This worker: deliver now. */
+    for (size_t i = 0; i < n; i++) {
+        cx_target_t *t = &w->targets[i];
+        if (!t->session || t->session->worker != w)
+            continue;
+        cx_session_deliver(t->session, msg, t->qos, t->retain, t->share_hash, target_ids(t),
+                           t->nsub);
+        cx_free(t->sub_ids);
+        cx_session_unref(t->session);
+    }
+    if (counts != per_worker)
+        cx_free(counts);
+    w->ntargets = 0;
+}
+
+size_t cx_route_publish(cx_worker_t *w, cx_msg_t *msg, const cx_session_t *origin)
+{
+    route_ctx_t rc = {.w = w, .msg = msg, .origin = origin};
+    w->ntargets = 0;
+    w->route_seq++;
+    cx_subtree_match(w->broker->subs, msg->topic, match_cb, pick_cb, &rc);
+    if (rc.oom)
+        cx_log(CX_LOG_ERR, "Out of memory: message on %s not delivered to every subscriber.",
+               msg->topic.p);
+    size_t n = w->ntargets;
+    deliver_targets(w, msg);
+    return n;
+}
+
+bool cx_route_shared_redeliver(cx_worker_t *w, cx_session_t *leaving, cx_msg_t *msg,
+                               uint8_t qos, uint32_t share_hash)
+{
+    route_ctx_t rc = {.w = w, .msg = msg, .exclude = leaving, .only_share = share_hash};
+    w->ntargets = 0;
+    w->route_seq++;
+    cx_subtree_match(w->broker->subs, msg->topic, match_cb, pick_cb, &rc);
+    /* Keep the QoS it had been granted for the leaving member. */
+    for (size_t i = 0; i < w->ntargets; i++)
+        if (w->targets[i].qos > qos)
+            w->targets[i].qos = qos;
+    size_t n = w->ntargets;
+    deliver_targets(w, msg);
+    return n > 0;
+}
+
+void cx_route_deliver_post(cx_worker_t *w, cx_post_deliver_t *p)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        cx_target_t *t = &p->items[i];
+        cx_session_deliver(t->session, p->msg, t->qos, t->retain, t->share_hash,
+                           target_ids(t), t->nsub);
+        cx_free(t->sub_ids);
+        cx_session_unref(t->session);
+    }
+    cx_msg_unref(p->msg);
+    cx_free(p);
+}
+
+void cx_route_retain(cx_worker_t *w, cx_msg_t *msg)
+{
+    cx_retain_t *r = w->broker->retained;
+    if (msg->payload.len == 0)
+        cx_retain_set(r, msg->topic, NULL); /* [MQTT-3.3.1-6] */
+    else
+        cx_retain_set(r, msg->topic, msg);
+}

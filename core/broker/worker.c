@@ -1,0 +1,211 @@
+/* worker.c: a worker thread: its loop, its inbox handlers, the once-a-second tick, and the
+ * placement of new connections. */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/client.h"
+#include "broker/router.h"
+#include "broker/session.h"
+#include "broker/sys.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+#define TICK_MS 1000
+
+typedef struct cx_handover {
+    cx_conn_t *conn;
+    cx_worker_t *to;
+} cx_handover_t;
+
+static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
+{
+    cx_worker_t *w = ud;
+    switch (p->kind) {
+    case CX_POST_CONN: {
+        cx_post_conn_t *pc = (cx_post_conn_t *)p;
+        cx_conn_t *c = pc->conn;
+        cx_free(pc);
+        if (w->broker->shutting_down) {
+            /* Not attached anywhere: close it here. */
+            c->net = NULL;
+            cx_conn_attach(c, &w->net, &cx_client_conn_ops);
+            cx_conn_close(c, CX_ECLOSED);
+            break;
+        }
+        cx_client_adopt(w, c);
+        break;
+    }
+    case CX_POST_DELIVER:
+        cx_route_deliver_post(w, (cx_post_deliver_t *)p);
+        break;
+    case CX_POST_LIMITS:
+        w->limits = ((cx_post_limits_t *)p)->limits;
+        cx_free(p);
+        break;
+    case CX_POST_STOP:
+        cx_free(p);
+        cx_net_close_all(&w->net);
+        cx_loop_stop(loop);
+        break;
+    default:
+        CX_ASSERT(!"unknown post kind");
+    }
+}
+
+static void before_sleep(cx_loop_t *loop, void *ud)
+{
+    cx_worker_t *w = ud;
+    /* Hand-overs first: a connection on its way out must not be touched by the flush. */
+    for (size_t i = 0; i < w->nhandovers; i++) {
+        cx_conn_t *c = w->handovers[i].conn;
+        if (c->closing)
+            continue; /* freed by the flush below */
+        cx_post_conn_t *p = cx_malloc(sizeof *p);
+        if (!p) {
+            cx_conn_close(c, CX_ENOMEM);
+            continue;
+        }
+        cx_conn_detach(c);
+        c->read_paused = false;
+        p->base.kind = CX_POST_CONN;
+        p->conn = c;
+        p->adopt = true;
+        cx_loop_post(w->handovers[i].to->loop, &p->base);
+    }
+    w->nhandovers = 0;
+    cx_net_flush(&w->net);
+}
+
+void cx_worker_handover(cx_worker_t *from, cx_worker_t *to, cx_conn_t *c)
+{
+    if (from->nhandovers == from->handovers_cap) {
+        size_t cap = from->handovers_cap ? from->handovers_cap * 2 : 16;
+        cx_handover_t *n = cx_realloc(from->handovers, cap * sizeof *n);
+        if (!n) {
+            cx_conn_close(c, CX_ENOMEM);
+            return;
+        }
+        from->handovers = n;
+        from->handovers_cap = cap;
+    }
+    cx_conn_pause_read(c);
+    from->handovers[from->nhandovers++] = (cx_handover_t){c, to};
+}
+
+static void tick_cb(cx_loop_t *loop, cx_timer_t *t)
+{
+    cx_worker_t *w = cx_container_of(t, cx_worker_t, tick);
+    int64_t now = (int64_t)cx_loop_now(loop);
+    cx_list_t *it, *tmp;
+    cx_list_foreach_safe(it, tmp, &w->clients)
+    {
+        cx_client_tick(cx_container_of(it, cx_client_t, worker_link), now);
+    }
+    cx_list_foreach_safe(it, tmp, &w->sessions)
+    {
+        cx_session_tick(cx_container_of(it, cx_session_t, worker_link), now);
+    }
+    w->tick_count++;
+    if (w->index == 0)
+        cx_sys_tick(w);
+    cx_timer_start(loop, &w->tick, TICK_MS);
+}
+
+void cx_worker_on_accept(cx_netctx_t *net, cx_listener_t *l, int fd, const char *peer)
+{
+    cx_worker_t *w = net->ud;
+    cx_broker_t *b = w->broker;
+    cx_conn_t *c = cx_conn_new(fd, l, peer);
+    if (!c) {
+        cx_log(CX_LOG_ERR, "Out of memory accepting a connection from %s.", peer);
+        atomic_fetch_sub(&l->connections, 1);
+        close(fd);
+        return;
+    }
+    atomic_fetch_add_explicit(&w->ctr.connections, 1, memory_order_relaxed);
+    if (w->limits.connection_messages)
+        cx_log(CX_LOG_NOTICE, "New connection from %s on %s.", peer, l->desc);
+    size_t target = atomic_fetch_add_explicit(&b->next_worker, 1, memory_order_relaxed) %
+                    b->nworkers;
+    if (target == w->index) {
+        cx_client_adopt(w, c);
+        return;
+    }
+    cx_post_conn_t *p = cx_malloc(sizeof *p);
+    if (!p) {
+        cx_client_adopt(w, c);
+        return;
+    }
+    p->base.kind = CX_POST_CONN;
+    p->conn = c;
+    p->adopt = false;
+    cx_loop_post(b->workers[target].loop, &p->base);
+}
+
+static void *thread_main(void *arg)
+{
+    cx_worker_t *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "culex-w%zu", w->index);
+    pthread_setname_np(pthread_self(), name);
+    cx_timer_start(w->loop, &w->tick, TICK_MS);
+    int rc = cx_loop_run(w->loop);
+    if (rc)
+        cx_log(CX_LOG_ERR, "Worker %zu event loop failed: %s.", w->index, cx_strerror(rc));
+    return NULL;
+}
+
+int cx_worker_init(cx_worker_t *w, cx_broker_t *b, size_t index)
+{
+    memset(w, 0, sizeof *w);
+    w->index = index;
+    w->broker = b;
+    w->loop = cx_loop_new(on_post, w);
+    if (!w->loop)
+        return -errno;
+    cx_loop_set_before_sleep(w->loop, before_sleep);
+    cx_net_init(&w->net, w->loop, w);
+    cx_list_init(&w->sessions);
+    cx_list_init(&w->clients);
+    cx_arena_init(&w->arena, 0);
+    cx_timer_init(&w->tick, tick_cb);
+    cx_limits_from_config(&w->limits, b->cfg);
+    return CX_OK;
+}
+
+int cx_worker_start(cx_worker_t *w)
+{
+    /* Signals are for the main thread (sigwait); workers block them all. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&w->thread, NULL, thread_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc ? -rc : CX_OK;
+}
+
+void cx_worker_join(cx_worker_t *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void cx_worker_destroy(cx_worker_t *w)
+{
+    /* Sessions that outlived their connections end here (no wills at shutdown). */
+    while (!cx_list_empty(&w->sessions)) {
+        cx_session_t *s = cx_container_of(w->sessions.next, cx_session_t, worker_link);
+        cx_msg_unref(s->will);
+        s->will = NULL;
+        cx_session_end(s);
+    }
+    cx_net_flush(&w->net);
+    cx_free(w->targets);
+    cx_free(w->handovers);
+    cx_arena_free(&w->arena);
+    cx_loop_free(w->loop);
+    w->loop = NULL;
+}

@@ -1,0 +1,43 @@
+/* worker.h: worker threads, their inbox messages and their periodic tick. */
+#ifndef CX_BROKER_WORKER_H
+#define CX_BROKER_WORKER_H
+
+#include "broker/broker.h"
+
+enum {
+    CX_POST_CONN = 1,   /* a connection handed to this worker */
+    CX_POST_DELIVER,    /* a batch of deliveries to sessions this worker owns */
+    CX_POST_LIMITS,     /* new limits after a reload */
+    CX_POST_STOP,
+};
+
+typedef struct cx_post_conn {
+    cx_post_t base;
+    cx_conn_t *conn;
+    bool adopt;         /* handed over after CONNECT was read: re-run CONNECT here */
+} cx_post_conn_t;
+
+typedef struct cx_post_deliver {
+    cx_post_t base;
+    cx_msg_t *msg;         /* one reference for the batch */
+    size_t count;
+    cx_target_t items[];
+} cx_post_deliver_t;
+
+typedef struct cx_post_limits {
+    cx_post_t base;
+    cx_limits_t limits;
+} cx_post_limits_t;
+
+int cx_worker_init(cx_worker_t *w, cx_broker_t *b, size_t index);
+int cx_worker_start(cx_worker_t *w);
+void cx_worker_join(cx_worker_t *w);
+void cx_worker_destroy(cx_worker_t *w);
+/* The accept callback of every listener (net -> broker). */
+void cx_worker_on_accept(cx_netctx_t *net, cx_listener_t *l, int fd, const char *peer);
+/* Hands a connection to another worker (its CONNECT will be read again there). Reading
+ * stops now; the move happens at the end of the loop turn, when no callback of this
+ * worker can touch the connection any more. */
+void cx_worker_handover(cx_worker_t *from, cx_worker_t *to, cx_conn_t *c);
+
+#endif

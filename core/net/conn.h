@@ -1,0 +1,98 @@
+/* conn.h: a client's transport connection: socket, read buffer, output buffer.
+ *
+ * Knows nothing of MQTT. The protocol layer above registers a cx_conn_ops table; net calls
+ * on_read after draining the socket (every whole packet is then handled in one go), and
+ * on_close once before the connection is freed.
+ *
+ * Output is appended with cx_conn_write() during the turn and flushed once per loop turn
+ * from cx_net_flush() (called before the loop sleeps), so a busy connection gets one
+ * syscall for many packets and a lone packet still leaves at once. A write interest is
+ * registered only when the socket would block.
+ *
+ * Closing is deferred (Redis's freeClientAsync): cx_conn_close() marks the connection,
+ * stops reading and frees it at the end of the turn, so no callback ever sees a freed
+ * connection. */
+#ifndef CX_NET_CONN_H
+#define CX_NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop/loop.h"
+#include "util/buf.h"
+#include "util/list.h"
+
+typedef struct cx_conn cx_conn_t;
+typedef struct cx_netctx cx_netctx_t;
+typedef struct cx_listener cx_listener_t;
+
+typedef struct cx_conn_ops {
+    /* New bytes are in c->in. Consume what was handled with cx_buf_consume(). */
+    void (*on_read)(cx_conn_t *c);
+    /* The connection is about to be freed (peer closed, error, or cx_conn_close). */
+    void (*on_close)(cx_conn_t *c);
+} cx_conn_ops_t;
+
+struct cx_conn {
+    cx_io_t io;
+    cx_netctx_t *net;          /* the owning worker's context */
+    const cx_conn_ops_t *ops;
+    void *proto;               /* protocol state owned by the layer above */
+    cx_listener_t *listener;
+    cx_buf_t in;
+    cx_buf_t out;
+    uint64_t id;
+    cx_list_t flush_link;      /* on net->flush_list while output is pending */
+    cx_list_t all_link;        /* on net->conns */
+    bool closing;
+    bool read_paused;
+    bool eof;
+    int close_reason;          /* cx_err or -errno that closed it, for the log */
+    char peer[64];             /* "address:port" or "unix" */
+};
+
+/* Per-worker network context. */
+struct cx_netctx {
+    cx_loop_t *loop;
+    cx_list_t flush_list;
+    cx_list_t close_list;
+    cx_list_t conns;
+    size_t conn_count;
+    size_t read_chunk;         /* bytes reserved per read() */
+    void *ud;                  /* the worker that owns this context */
+};
+
+void cx_net_init(cx_netctx_t *n, cx_loop_t *loop, void *ud);
+/* Closes every connection (on shutdown). */
+void cx_net_close_all(cx_netctx_t *n);
+
+/* Wraps an accepted, non-blocking socket. The connection is not yet on any loop. */
+cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer);
+/* Puts c on the loop of net and starts reading. Used for new connections and for a
+ * connection handed over from another worker. */
+int cx_conn_attach(cx_conn_t *c, cx_netctx_t *net, const cx_conn_ops_t *ops);
+/* Takes c off its loop so another worker can attach it (its buffers travel with it). */
+void cx_conn_detach(cx_conn_t *c);
+
+/* Appends bytes to the output buffer; returns CX_OK or CX_ENOMEM. */
+int cx_conn_write(cx_conn_t *c, const void *p, size_t n);
+/* The output buffer, for encoders that append in place; call cx_conn_wrote() after. */
+static inline cx_buf_t *cx_conn_outbuf(cx_conn_t *c) { return &c->out; }
+void cx_conn_wrote(cx_conn_t *c);
+/* Bytes waiting to be written. */
+static inline size_t cx_conn_pending(const cx_conn_t *c) { return cx_buf_used(&c->out); }
+
+/* Stops/resumes reading (back-pressure, waiting for a slow answer). */
+void cx_conn_pause_read(cx_conn_t *c);
+void cx_conn_resume_read(cx_conn_t *c);
+
+/* Deferred close: flushes what can be written without blocking, then frees at the end of
+ * the turn. `reason` is kept for the log. Safe to call more than once. */
+void cx_conn_close(cx_conn_t *c, int reason);
+
+/* Writes pending output of every connection and frees closed connections. Called once per
+ * loop turn before sleeping. */
+void cx_net_flush(cx_netctx_t *n);
+
+#endif

@@ -1,0 +1,47 @@
+/* listener.h: listening sockets.
+ *
+ * One socket per bound address, shared by every worker's loop with EPOLLEXCLUSIVE so that
+ * a new connection wakes one worker. The worker that accepts hands the connection to the
+ * next worker in round-robin order (cx_listener_ops.on_accept decides), which spreads
+ * connections evenly whatever the kernel's wake-up order. */
+#ifndef CX_NET_LISTENER_H
+#define CX_NET_LISTENER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "loop/loop.h"
+
+typedef struct cx_listener cx_listener_t;
+typedef struct cx_netctx cx_netctx_t;
+
+/* Called on the accepting worker with a new non-blocking socket. */
+typedef void (*cx_accept_cb)(cx_netctx_t *net, cx_listener_t *l, int fd, const char *peer);
+
+typedef struct cx_listen_sock {
+    int fd;
+    cx_io_t *ios;       /* one watcher per worker loop */
+} cx_listen_sock_t;
+
+struct cx_listener {
+    const void *conf;   /* the cx_listener_conf_t it was made from (net does not read it) */
+    char desc[128];     /* "127.0.0.1:1883" for logs */
+    cx_listen_sock_t *socks;
+    size_t nsocks;
+    atomic_int connections;  /* open connections, for max_connections */
+    int max_connections;     /* -1 = unlimited */
+    cx_accept_cb on_accept;
+};
+
+/* Binds every address of host:port (host NULL = all; family AF_UNSPEC/AF_INET/AF_INET6),
+ * or the unix socket at unix_path. Returns CX_OK or -errno with err describing the failure.
+ * `interface` (may be NULL) binds to a network device (SO_BINDTODEVICE). */
+int cx_listener_open(cx_listener_t *l, const char *host, int port, const char *unix_path,
+                     int family, const char *interface, char *err, size_t errlen);
+/* Starts accepting on a worker's loop. */
+int cx_listener_watch(cx_listener_t *l, cx_netctx_t *net, size_t worker_index,
+                      size_t nworkers);
+void cx_listener_unwatch(cx_listener_t *l, cx_netctx_t *net, size_t worker_index);
+void cx_listener_close(cx_listener_t *l);
+
+#endif
