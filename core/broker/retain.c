@@ -216,12 +216,12 @@ static rnode_t *child_next(const rnode_t *n, const rnode_t *c)
 /* Like child_next, but when a first-level wildcard is being expanded, skips the root's
  * '$' children [MQTT-4.7.2-1]. */
 static rnode_t *child_next_vis(const rnode_t *root, bool skip_dollar, const rnode_t *n,
-                               const rnode_t *c)
+                               rnode_t *c)
 {
     do
         c = child_next(n, c);
     while (c && skip_dollar && n == root && c->keylen && c->key[0] == '$');
-    return (rnode_t *)c;
+    return c;
 }
 
 /* ---- nodes ----------------------------------------------------------------------------- */
@@ -401,6 +401,9 @@ void cx_retain_free(cx_retain_t *s)
 
 int cx_retain_set(cx_retain_t *s, cx_str_t topic, void *value)
 {
+    /* MQTT strings cannot be longer, and nodes store level lengths in 16 bits. */
+    if (topic.len > UINT16_MAX)
+        return CX_EINVAL;
     if (!topic.p)
         topic.p = empty_bytes;
     void *old = NULL;

@@ -36,8 +36,9 @@ void cx_retain_free(cx_retain_t *s);
 /* Retains value on topic, replacing what was there; value NULL clears the topic (an MQTT
  * retained message with an empty payload) and frees the nodes left empty. The store takes
  * its own reference (ref) and drops the one on the value it replaces (unref, after the lock
- * is released); the caller keeps its own reference either way. Returns CX_OK or CX_ENOMEM
- * (store unchanged). Clearing an absent topic is CX_OK. Takes the write lock. */
+ * is released); the caller keeps its own reference either way. Returns CX_OK, CX_ENOMEM
+ * (store unchanged) or CX_EINVAL (topic over 65535 bytes). Clearing an absent topic is CX_OK.
+ * Takes the write lock. */
 int cx_retain_set(cx_retain_t *s, cx_str_t topic, void *value);
 
 /* Returns the value retained on exactly topic with a new reference the caller must drop with

@@ -6,7 +6,9 @@
  * present, whatever the number of subscriptions elsewhere. A subscription sits on the node of
  * its last filter level: non-shared ones in a dense array (indexed by owner once it outgrows a
  * linear scan, so 100k subscribers on one filter still add and remove in O(1)), shared ones
- * in a short list of groups, each with its own members and round-robin cursor.
+ * in a short list of groups, each with its own members and round-robin cursor. Wildcard
+ * children and groups are rare, so they sit in a side struct allocated on demand: most nodes
+ * are a chain link with one literal child and pay 16 bytes less.
  *
  * Nodes keep a parent pointer so that matching, walking, pruning and destruction all run
  * without recursion or an allocated stack: a filter may have thousands of levels, and a match
@@ -50,16 +52,21 @@ typedef struct group {
 } group_t;
 
 typedef struct node node_t;
+
+typedef struct node_ext {
+    node_t *plus;    /* '+' child */
+    node_t *hash;    /* '#' child: holds subscriptions only, never children */
+    group_t *groups; /* shared subscriptions */
+} node_ext_t;
+
 struct node {
     node_t *parent; /* NULL for the root */
     union {
         node_t *one;  /* kbits == 0: a single slot in place, the common chain case */
         node_t **tab; /* kbits > 0: 2^kbits slots */
     } kids;           /* literal children; see kslots() */
-    node_t *plus;     /* '+' child */
-    node_t *hash;     /* '#' child: holds subscriptions only, never children */
     subset_t *subs;   /* non-shared subscriptions, NULL if none */
-    group_t *groups;  /* shared subscriptions, NULL if none */
+    node_ext_t *ext;  /* NULL unless one of its members is set */
     uint32_t nkids;   /* literal children (a scan cursor while the tree is being freed) */
     uint32_t khash;   /* level_hash of key, kept so tables can grow without rehashing keys */
     uint16_t keylen;  /* a level is at most 65535 bytes since a whole filter is */
@@ -402,14 +409,30 @@ static void kremove(node_t *n, node_t *c)
     }
 }
 
+static node_t *plus_of(const node_t *n)
+{
+    return n->ext ? n->ext->plus : NULL;
+}
+
+static node_t *hash_of(const node_t *n)
+{
+    return n->ext ? n->ext->hash : NULL;
+}
+
+static group_t *groups_of(const node_t *n)
+{
+    return n->ext ? n->ext->groups : NULL;
+}
+
 /* The child after c in a fixed order (literal children in slot order, then '+', then '#');
  * c == NULL gives the first. Read-only, so walks may run concurrently. */
 static node_t *child_next(const node_t *n, const node_t *c)
 {
-    if (c && c == n->hash)
+    node_t *plus = plus_of(n), *hash = hash_of(n);
+    if (c && c == hash)
         return NULL;
-    if (c && c == n->plus)
-        return n->hash;
+    if (c && c == plus)
+        return hash;
     node_t **s = kslots(n);
     size_t mask = kmask(n), i = 0;
     if (c) {
@@ -421,7 +444,7 @@ static node_t *child_next(const node_t *n, const node_t *c)
     for (; i <= mask; i++)
         if (s[i])
             return s[i];
-    return n->plus ? n->plus : n->hash;
+    return plus ? plus : hash;
 }
 
 /* ---- nodes ----------------------------------------------------------------------------- */
@@ -445,28 +468,41 @@ static void node_free(node_t *n)
     if (n->kbits)
         cx_free(n->kids.tab);
     subset_free(n->subs);
-    for (group_t *g = n->groups, *next; g; g = next) {
+    for (group_t *g = groups_of(n), *next; g; g = next) {
         next = g->next;
         subset_free(g->members);
         cx_free(g);
     }
+    cx_free(n->ext);
     cx_free(n);
 }
 
-static bool node_is_empty(const node_t *n)
+/* Frees n's side struct once nothing is left in it. */
+static void ext_trim(node_t *n)
 {
-    return !n->nkids && !n->plus && !n->hash && !n->subs && !n->groups;
+    if (n->ext && !n->ext->plus && !n->ext->hash && !n->ext->groups)
+        cx_free_null(n->ext);
+}
+
+static node_ext_t *ext_get(node_t *n)
+{
+    if (!n->ext)
+        n->ext = cx_calloc(1, sizeof *n->ext);
+    return n->ext;
 }
 
 /* Frees n and its ancestors for as long as they hold nothing. */
 static void prune(node_t *root, node_t *n)
 {
-    while (n != root && node_is_empty(n)) {
+    for (;;) {
+        ext_trim(n);
+        if (n == root || n->nkids || n->subs || n->ext)
+            return;
         node_t *p = n->parent;
-        if (p->plus == n)
-            p->plus = NULL;
-        else if (p->hash == n)
-            p->hash = NULL;
+        if (p->ext && p->ext->plus == n)
+            p->ext->plus = NULL;
+        else if (p->ext && p->ext->hash == n)
+            p->ext->hash = NULL;
         else
             kremove(p, n);
         node_free(n);
@@ -476,15 +512,16 @@ static void prune(node_t *root, node_t *n)
 
 static node_t *child_get(cx_subtree_t *t, node_t *n, const uint8_t *key, size_t len, bool create)
 {
-    node_t **wild = NULL;
-    if (len == 1 && key[0] == '+')
-        wild = &n->plus;
-    else if (len == 1 && key[0] == '#')
-        wild = &n->hash;
-    if (wild) {
-        if (!*wild && create)
+    if (len == 1 && (key[0] == '+' || key[0] == '#')) {
+        if (!create)
+            return key[0] == '+' ? plus_of(n) : hash_of(n);
+        node_ext_t *x = ext_get(n);
+        if (!x)
+            return NULL;
+        node_t **wild = key[0] == '+' ? &x->plus : &x->hash;
+        if (!*wild)
             *wild = node_new(n, key, len, 0);
-        return *wild;
+        return *wild; /* on failure the caller's prune drops an empty ext */
     }
     uint32_t h = level_hash(t->seed, key, len);
     node_t *c = kfind(n, key, len, h);
@@ -516,9 +553,10 @@ static node_t *filter_node(cx_subtree_t *t, cx_str_t filter, bool create)
     return n;
 }
 
+/* Requires n->ext. */
 static group_t **group_link(node_t *n, cx_str_t name)
 {
-    group_t **gp = &n->groups;
+    group_t **gp = &n->ext->groups;
     while (*gp && !cx_str_eq((cx_str_t){(const uint8_t *)(*gp)->name, (*gp)->namelen}, name))
         gp = &(*gp)->next;
     return gp;
@@ -526,6 +564,8 @@ static group_t **group_link(node_t *n, cx_str_t name)
 
 static int group_put(node_t *n, cx_str_t name, void *owner, const cx_sub_opts_t *opts)
 {
+    if (!ext_get(n))
+        return CX_ENOMEM;
     group_t **gp = group_link(n, name), *g = *gp;
     if (!g) {
         g = cx_malloc(sizeof *g + name.len);
@@ -593,13 +633,13 @@ void cx_subtree_free(cx_subtree_t *t)
             c = s[n->nkids];
             s[n->nkids++] = NULL;
         }
-        if (!c && n->plus) {
-            c = n->plus;
-            n->plus = NULL;
+        if (!c && n->ext && n->ext->plus) {
+            c = n->ext->plus;
+            n->ext->plus = NULL;
         }
-        if (!c && n->hash) {
-            c = n->hash;
-            n->hash = NULL;
+        if (!c && n->ext && n->ext->hash) {
+            c = n->ext->hash;
+            n->ext->hash = NULL;
         }
         if (c) {
             c->nkids = 0;
@@ -617,6 +657,9 @@ void cx_subtree_free(cx_subtree_t *t)
 int cx_subtree_add(cx_subtree_t *t, cx_str_t filter, cx_str_t group, void *owner,
                    const cx_sub_opts_t *opts)
 {
+    /* MQTT strings cannot be longer, and nodes store level lengths in 16 bits. */
+    if (filter.len > UINT16_MAX || group.len > UINT16_MAX)
+        return CX_EINVAL;
     if (!filter.p)
         filter.p = empty_bytes;
     int rc = CX_ENOMEM;
@@ -649,7 +692,7 @@ int cx_subtree_remove(cx_subtree_t *t, cx_str_t filter, cx_str_t group, void *ow
     node_t *n = filter_node(t, filter, false);
     if (n && !group.len) {
         rc = subset_del(&n->subs, owner);
-    } else if (n) {
+    } else if (n && n->ext) {
         group_t **gp = group_link(n, group), *g = *gp;
         if (g) {
             rc = subset_del(&g->members, owner);
@@ -680,6 +723,10 @@ static void emit_group(group_t *g, cx_subtree_match_cb cb, cx_subtree_pick_cb pi
             uint32_t j = start + i < n ? start + i : start + i - n;
             if (pick(ud, m->v[j].owner)) {
                 chosen = j;
+                /* Move the cursor past the members skipped too, or the one after a busy
+                 * member would get its turns as well as its own. */
+                if (i)
+                    atomic_fetch_add_explicit(&g->rr, i, memory_order_relaxed);
                 break;
             }
         }
@@ -694,7 +741,7 @@ static void emit_node(node_t *n, cx_subtree_match_cb cb, cx_subtree_pick_cb pick
     if (s)
         for (uint32_t i = 0; i < s->n; i++)
             cb(ud, s->v[i].owner, &s->v[i].opts, CX_STR_NULL);
-    for (group_t *g = n->groups; g; g = g->next)
+    for (group_t *g = groups_of(n); g; g = g->next)
         emit_group(g, cb, pick, ud);
 }
 
@@ -714,8 +761,8 @@ void cx_subtree_match(cx_subtree_t *t, cx_str_t topic, cx_subtree_match_cb cb,
         bool wild_ok = n != root || !dollar;
         node_t *next = NULL;
         /* "a/#" matches below "a" and "a" itself, so n's '#' child matches in both cases. */
-        if (n->hash && wild_ok)
-            emit_node(n->hash, cb, pick, ud);
+        if (n->ext && n->ext->hash && wild_ok)
+            emit_node(n->ext->hash, cb, pick, ud);
         if (off > topic.len) {
             emit_node(n, cb, pick, ud);
         } else {
@@ -723,7 +770,7 @@ void cx_subtree_match(cx_subtree_t *t, cx_str_t topic, cx_subtree_match_cb cb,
             if (n->nkids)
                 next = kfind(n, topic.p + off, len, level_hash(t->seed, topic.p + off, len));
             if (!next && wild_ok)
-                next = n->plus;
+                next = plus_of(n);
             if (next)
                 off = end + 1;
         }
@@ -733,8 +780,9 @@ void cx_subtree_match(cx_subtree_t *t, cx_str_t topic, cx_subtree_match_cb cb,
             if (n == root)
                 goto done;
             node_t *p = n->parent;
-            if (n != p->plus && p->plus && (p != root || !dollar)) {
-                next = p->plus;
+            node_t *plus = plus_of(p);
+            if (plus && n != plus && (p != root || !dollar)) {
+                next = plus;
             } else {
                 off = level_start_before(topic, off);
                 n = p;
@@ -752,7 +800,7 @@ static void walk_node(const node_t *n, cx_str_t filter, cx_subtree_walk_cb cb, v
     if (s)
         for (uint32_t i = 0; i < s->n; i++)
             cb(ud, filter, CX_STR_NULL, s->v[i].owner, &s->v[i].opts);
-    for (const group_t *g = n->groups; g; g = g->next) {
+    for (const group_t *g = groups_of(n); g; g = g->next) {
         cx_str_t name = {(const uint8_t *)g->name, g->namelen};
         for (uint32_t i = 0; i < g->members->n; i++)
             cb(ud, filter, name, g->members->v[i].owner, &g->members->v[i].opts);

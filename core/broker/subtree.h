@@ -44,8 +44,9 @@ void cx_subtree_free(cx_subtree_t *t);
  * the same filter in the same group. `group` empty (len 0) means a non-shared subscription;
  * otherwise it is the group name of "$share/<group>/<filter>", and the same owner may hold a
  * non-shared and any number of shared subscriptions on one filter. opts is copied.
- * Returns 1 if the subscription is new, 0 if it replaced one, or CX_ENOMEM (the tree is then
- * unchanged). Takes the write lock. */
+ * Returns 1 if the subscription is new, 0 if it replaced one, CX_ENOMEM (the tree is then
+ * unchanged) or CX_EINVAL (filter or group longer than 65535 bytes, which MQTT cannot carry).
+ * Takes the write lock. */
 int cx_subtree_add(cx_subtree_t *t, cx_str_t filter, cx_str_t group, void *owner,
                    const cx_sub_opts_t *opts);
 
@@ -67,7 +68,7 @@ typedef bool (*cx_subtree_pick_cb)(void *ud, void *owner);
  * wildcard [MQTT-4.7.2-1]. Calls cb once per matching non-shared subscription and once per
  * matching shared group (filter + group), with one member chosen round-robin among those
  * for which pick returns true, or round-robin among all when none does (pick NULL = all
- * eligible). An owner whose several filters match gets one call per filter: de-duplicating
+ * eligible; pick is asked members in turn until one accepts, so usually once). An owner whose several filters match gets one call per filter: de-duplicating
  * is the caller's job (MQTT 5 wants the sub_ids of every match anyway).
  * Cost: one hash probe per topic level and per wildcard branch present; subscriptions on
  * non-matching branches are never visited. Never allocates, never fails. Runs under the read

@@ -135,6 +135,11 @@ static void test_set_get_clear(void)
     CHECK(g == &v1);
     vunref(g);
     CHECK_INT_EQ(cx_retain_set(s, S("nothing/here"), NULL), CX_OK);
+    char *big = calloc(70000, 1);
+    memset(big, 'x', 65536);
+    CHECK_INT_EQ(cx_retain_set(s, S(big), &v2), CX_EINVAL);
+    CHECK_INT_EQ(v2.refs, 0);
+    free(big);
     CHECK_INT_EQ(cx_retain_set(s, S("a/b"), NULL), CX_OK);
     CHECK_INT_EQ(cx_retain_set(s, S("a"), NULL), CX_OK);
     CHECK_INT_EQ(cx_retain_count(s), 0);

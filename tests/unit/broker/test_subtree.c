@@ -292,6 +292,15 @@ static void test_add_replaces_options(void)
     CHECK_INT_EQ(cx_subtree_count(t), 2);
     CHECK_INT_EQ(cx_subtree_shared_count(t), 1);
     CHECK_INT_EQ(match(t, "a/b", &h), 2);
+    /* longer than any MQTT string: refused, not truncated */
+    char *big = calloc(70000, 1);
+    memset(big, 'x', 65536);
+    CHECK_INT_EQ(cx_subtree_add(t, S(big), NOGROUP, OWNER(1), &o1), CX_EINVAL);
+    CHECK_INT_EQ(cx_subtree_add(t, S("a"), S(big), OWNER(1), &o1), CX_EINVAL);
+    big[65535] = '\0';
+    CHECK_INT_EQ(cx_subtree_add(t, S(big), NOGROUP, OWNER(1), &o1), 1);
+    CHECK_INT_EQ(match(t, big, &h), 1);
+    free(big);
     free(h.v);
     cx_subtree_free(t);
 }
@@ -436,7 +445,7 @@ static void test_shared_fairness_with_churn(void)
 
 typedef struct pick_ctx {
     hits_t hits;
-    int allowed; /* owner id allowed to receive, -1 = none, -2 = all */
+    int allowed; /* owner id allowed to receive, -1 = none, -2 = all, -3 = all but 1 */
     int asked;
 } pick_ctx_t;
 
@@ -444,7 +453,8 @@ static bool pick_only(void *ud, void *owner)
 {
     pick_ctx_t *c = ud;
     c->asked++;
-    return c->allowed == -2 || OWNER_ID(owner) == c->allowed;
+    return c->allowed == -2 || (c->allowed == -3 && OWNER_ID(owner) != 1) ||
+           OWNER_ID(owner) == c->allowed;
 }
 
 static void on_match_pick(void *ud, void *owner, const cx_sub_opts_t *opts, cx_str_t group)
@@ -475,6 +485,19 @@ static void test_shared_pick(void)
     }
     for (int i = 0; i < 4; i++)
         CHECK_INT_EQ(got[i], 100);
+    /* members 0, 2 and 3 may: strict turns among them, 1 skipped without doubling 2's share */
+    c.allowed = -3;
+    memset(got, 0, sizeof got);
+    for (int m = 0; m < 300; m++) {
+        c.hits.n = 0;
+        cx_subtree_match(t, S("p"), on_match_pick, pick_only, &c);
+        CHECK_INT_EQ(c.hits.n, 1);
+        got[OWNER_ID(c.hits.v[0].owner)]++;
+    }
+    CHECK_INT_EQ(got[1], 0);
+    CHECK_INT_EQ(got[0], 100);
+    CHECK_INT_EQ(got[2], 100);
+    CHECK_INT_EQ(got[3], 100);
     /* everyone may: pick is asked once per message */
     c.allowed = -2;
     c.asked = 0;
