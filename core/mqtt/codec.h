@@ -207,6 +207,10 @@ typedef struct cx_mqtt_connect {
     cx_str_t will_payload;
     cx_str_t username;
     cx_str_t password;
+    /* Added: the protocol level byte had its top bit set (0x83/0x84), which Mosquitto
+     * bridges send with try_private; protocol_level holds the level without that bit. The
+     * encoder sets the bit when this is true. */
+    bool bridge;
 } cx_mqtt_connect_t;
 
 typedef struct cx_mqtt_connack {
