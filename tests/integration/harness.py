@@ -1048,8 +1048,14 @@ class RawClient:
         self.send(build_pingreq())
         return self.expect(PINGRESP, timeout)
 
-    def disconnect(self, rc=None, props=None):
-        self.send_quietly(build_disconnect(rc, props, self.version))
+    def disconnect(self, rc=None, props=None, wait=True):
+        """Send DISCONNECT; with wait, also wait until the broker has closed the
+        connection, so that a following reconnect cannot overtake the DISCONNECT."""
+        if self.send_quietly(build_disconnect(rc, props, self.version)) and wait:
+            try:
+                self.wait_closed()
+            except AssertionError:
+                pass
         self.close()
 
 
@@ -1234,7 +1240,7 @@ class Paho:
         self.wait_for(lambda: self.disconnects, timeout, "disconnect")
         return self.disconnects[-1]
 
-    def disconnect(self, props=None):
+    def disconnect(self, props=None, timeout=TIMEOUT):
         """Normal DISCONNECT (reason 0x00) and wait until the socket is closed."""
         if not self.client.is_connected():
             return
@@ -1244,14 +1250,14 @@ class Paho:
         else:
             self.client.disconnect()
         try:
-            self.wait_disconnect()
+            self.wait_disconnect(timeout)
         except AssertionError:
             pass
 
     def stop(self):
         try:
             if self.client.is_connected():
-                self.disconnect()
+                self.disconnect(timeout=1.0)
         finally:
             if self.started:
                 self.client.loop_stop()
@@ -1287,9 +1293,12 @@ class BrokerTest(unittest.TestCase):
         if result is None:
             return super().run(result)
         before = len(result.failures) + len(result.errors)
+        started = time.monotonic()
         try:
             return super().run(result)
         finally:
+            if os.environ.get("CULEX_TEST_TIMING"):
+                sys.stderr.write("TIMING %.2f %s\n" % (time.monotonic() - started, self.id()))
             failed = len(result.failures) + len(result.errors) > before
             for b in self._brokers:
                 if failed:
