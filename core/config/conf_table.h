@@ -115,7 +115,8 @@ struct cx_conf_ctx {
     bool have_plugin, plugin_refused;
     bool log_type_set, log_dest_set; /* the first line replaces the default, later ones add */
     bool security_set;         /* a per-listener-capable security option was seen */
-    unsigned char *warned;     /* one byte per table row: warned once already */
+    unsigned char *warned;     /* per table row: CX_CONF_WARN_* bits already given */
+    bool default_port_set;     /* `port` seen: a second one is worth a warning */
     const char *refusing;      /* set by cx_conf_refuse() for the line being handled */
     int abort_rc;              /* set by a setter whose nested work failed and reported */
     const char *refused_notes[32]; /* features already reported, one error line each */
@@ -137,9 +138,16 @@ const cx_conf_directive_t *cx_conf_find(const char *name);
 const char *cx_conf_msg(cx_conf_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Logs a warning "file:line: directive: text" once per row and load. */
-void cx_conf_warn_once(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Kinds of warning, each given at most once per row and load. */
+enum {
+    CX_CONF_WARN_DEPRECATED = 0x01,
+    CX_CONF_WARN_EXTRA = 0x02,   /* values past the directive's last one, ignored */
+    CX_CONF_WARN_IGNORED = 0x04, /* the whole line is ignored */
+};
+
+/* Logs a warning "file:line: directive: text" once per row, kind and load. */
+void cx_conf_warn_once(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, unsigned kind,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* The current listener, creating mosquitto's default listener (port 1883) when `create` is
  * set and there is none yet. NULL when there is none (or out of memory: ctx->msg says). */

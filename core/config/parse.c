@@ -50,12 +50,13 @@ static void add_error(cx_conf_ctx_t *ctx, const char *file, int line, const char
         ctx->errused += (size_t)w < room ? (size_t)w : room - 1;
 }
 
-void cx_conf_warn_once(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, const char *fmt, ...)
+void cx_conf_warn_once(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, unsigned kind,
+                       const char *fmt, ...)
 {
     size_t i = (size_t)(d - cx_conf_directives);
-    if (ctx->warned[i])
+    if (ctx->warned[i] & kind)
         return;
-    ctx->warned[i] = 1;
+    ctx->warned[i] |= (unsigned char)kind;
     char text[512];
     va_list ap;
     va_start(ap, fmt);
@@ -154,8 +155,9 @@ static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *re
          * it has no effect; 2.1 refuses the file. Real files do this (the corpus has one
          * that 2.0 runs), and ignoring it is never less strict: an unset allow_anonymous
          * is false. So: ignore, loudly. */
-        cx_conf_warn_once(ctx, d, "ignored: with per_listener_settings true it must follow a "
-                                  "`listener` line");
+        cx_conf_warn_once(ctx, d, CX_CONF_WARN_IGNORED,
+                          "ignored: with per_listener_settings true it must follow a "
+                          "`listener` line");
         return 0;
     }
     if (scope_msg) {
@@ -166,10 +168,11 @@ static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *re
     char *copy = cx_strdup(rest);
     if (!copy)
         return CX_ENOMEM;
+    /* Tokens past CX_CONF_MAX_TOKENS are dropped: no directive takes that many. */
     char *argv[CX_CONF_MAX_TOKENS + 1];
     cx_conf_args_t a = {.name = name, .argv = argv, .rest = rest};
-    a.argc = tokenise(copy, argv, CX_CONF_MAX_TOKENS + 1);
-    argv[a.argc < CX_CONF_MAX_TOKENS ? a.argc : CX_CONF_MAX_TOKENS] = NULL;
+    a.argc = tokenise(copy, argv, CX_CONF_MAX_TOKENS);
+    argv[a.argc] = NULL;
     int rc = 0;
     const char *msg = NULL;
 
@@ -187,9 +190,11 @@ static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *re
         goto out;
     }
     if (d->max_args != CX_CONF_REST && a.argc > d->max_args)
-        cx_conf_warn_once(ctx, d, "ignoring extra value '%s'", argv[d->max_args]);
+        cx_conf_warn_once(ctx, d, CX_CONF_WARN_EXTRA, "ignoring extra value '%s'",
+                          argv[d->max_args]);
     if ((d->flags & CX_CONF_DEPRECATED) && !(d->flags & CX_CONF_UNSUPPORTED))
-        cx_conf_warn_once(ctx, d, "deprecated: %s", d->note ? d->note : "see the reference");
+        cx_conf_warn_once(ctx, d, CX_CONF_WARN_DEPRECATED, "deprecated: %s",
+                          d->note ? d->note : "see the reference");
 
     void *slot = slot_for(ctx, d, name);
     if (!slot && (d->kind != CX_CONF_K_NONE || d->offset != 0)) {

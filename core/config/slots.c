@@ -59,8 +59,8 @@ static bool parse_ll(const char *s, long long *out)
     return true;
 }
 
-/* Returns NULL when the whole string is well-formed UTF-8 (mosquitto refuses malformed
- * UTF-8 in string values: they end up in topics, client ids and log lines). */
+/* True when the whole string is well-formed UTF-8 (mosquitto refuses malformed UTF-8 in
+ * string values: they end up in topics, client ids and log lines). */
 static bool utf8_is_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -297,9 +297,10 @@ const char *cx_conf_set_port(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, v
     cx_listener_conf_t *l = default_listener(ctx, a->name);
     if (!l)
         return "out of memory";
-    if (l->port != 1883 && l->port != (int)port)
+    if (ctx->default_port_set && l->port != (int)port)
         cx_log(CX_LOG_WARNING, "%s:%d: port: the default listener's port is set more than "
                "once; the last one (%lld) is used", ctx->file, ctx->line, port);
+    ctx->default_port_set = true;
     l->port = (int)port;
     ctx->cfg->local_only = false;
     return NULL;

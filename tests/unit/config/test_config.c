@@ -550,6 +550,14 @@ static void test_port_and_bind_address(void)
     CHECK_INT_EQ(count(logbuf, "port: deprecated"), 1); /* once, though given twice */
     CHECK_HAS(logbuf, "main.conf:1: port: deprecated: use `listener PORT`");
     CHECK_HAS(logbuf, "bind_address: deprecated");
+    CHECK_HAS(logbuf, "main.conf:3: port: the default listener's port is set more than once");
+    cx_config_free(c);
+
+    /* each kind of warning is given once per directive, independently */
+    capture_log();
+    c = load_ok("port 1884 1885\n");
+    CHECK_HAS(logbuf, "port: deprecated");
+    CHECK_HAS(logbuf, "port: ignoring extra value '1885'");
     cx_config_free(c);
 
     /* `port` together with listeners: both exist, as in mosquitto */
