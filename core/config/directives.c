@@ -34,7 +34,8 @@
 /* The full row, and short forms for the typed setters. */
 #define DIR(name, scope, min, max, set, kind, off, post, def, flags, note, doc)                \
     {name, scope, min, max, set, kind, off, post, def, flags, note, doc}
-#define SECTION(title, doc) DIR(title, 0, 0, 0, NULL, CX_CONF_K_NONE, 0, NULL, NULL, CX_CONF_SECTION, NULL, doc)
+#define SECTION(title, doc)                                                                   \
+    DIR(title, 0, 0, 0, NULL, CX_CONF_K_NONE, 0, NULL, NULL, CX_CONF_SECTION, NULL, doc)
 #define BOOL(name, scope, off, def, flags, doc)                                               \
     DIR(name, scope, 1, 1, cx_conf_set_bool, CX_CONF_K_BOOL, off, NULL, def, flags, NULL, doc)
 #define INT(name, scope, off, range, def, flags, doc)                                         \

@@ -104,7 +104,7 @@ static const char *parse_ranged(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d
                                 const char *v, long long *out)
 {
     const cx_conf_range_t *r = d->post;
-    long long n;
+    long long n = 0;
     if (!parse_ll(v, &n))
         return cx_conf_msg(ctx, "invalid value '%s' (expected an integer)", v);
     if (r) {
@@ -145,7 +145,7 @@ const char *cx_conf_set_bool(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, v
 const char *cx_conf_set_int(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
                             const cx_conf_args_t *a)
 {
-    long long n;
+    long long n = 0;
     const char *m = parse_ranged(ctx, d, a->argv[0], &n);
     if (m)
         return m;
@@ -159,7 +159,7 @@ const char *cx_conf_set_int(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, vo
 const char *cx_conf_set_size(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
                              const cx_conf_args_t *a)
 {
-    long long n;
+    long long n = 0;
     const char *m = parse_ranged(ctx, d, a->argv[0], &n);
     if (m)
         return m;
@@ -193,7 +193,7 @@ const char *cx_conf_set_duration(cx_conf_ctx_t *ctx, const cx_conf_directive_t *
         }
         num[len - 1] = '\0';
     }
-    long long n;
+    long long n = 0;
     if (!mult || !parse_ll(num, &n))
         return cx_conf_msg(ctx, "invalid duration '%s' (expected a number and one of "
                                 "s h d w m y, e.g. 14d)", v);
@@ -244,7 +244,7 @@ const char *cx_conf_set_enum(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, v
 const char *cx_conf_set_listener(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
                                  const cx_conf_args_t *a)
 {
-    long long port;
+    long long port = 0;
     if (!parse_ll(a->argv[0], &port) || port < 0 || port > 65535)
         return cx_conf_msg(ctx, "invalid port '%s' (expected 0..65535)", a->argv[0]);
     const char *where = a->argc > 1 ? a->argv[1] : NULL;
@@ -291,7 +291,7 @@ cx_listener_conf_t *cx_conf_current_listener(cx_conf_ctx_t *ctx, const char *why
 const char *cx_conf_set_port(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
                              const cx_conf_args_t *a)
 {
-    long long port;
+    long long port = 0;
     if (!parse_ll(a->argv[0], &port) || port < 1 || port > 65535)
         return cx_conf_msg(ctx, "invalid port '%s' (expected 1..65535)", a->argv[0]);
     cx_listener_conf_t *l = default_listener(ctx, a->name);
@@ -375,7 +375,7 @@ const char *cx_conf_set_mount_point(cx_conf_ctx_t *ctx, const cx_conf_directive_
 const char *cx_conf_set_tristate(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
                                  const cx_conf_args_t *a)
 {
-    bool b;
+    bool b = false;
     const char *m = parse_bool(ctx, a->argv[0], &b);
     if (!m)
         *(int *)slot = b;
@@ -405,7 +405,7 @@ const char *cx_conf_set_security(cx_conf_ctx_t *ctx, const cx_conf_directive_t *
 const char *cx_conf_set_per_listener_settings(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d,
                                               void *slot, const cx_conf_args_t *a)
 {
-    bool b;
+    bool b = false;
     const char *m = parse_bool(ctx, a->argv[0], &b);
     if (m)
         return m;
@@ -423,7 +423,7 @@ const char *cx_conf_set_per_listener_settings(cx_conf_ctx_t *ctx, const cx_conf_
 const char *cx_conf_set_retain_expiry(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d,
                                       void *slot, const cx_conf_args_t *a)
 {
-    long long n;
+    long long n = 0;
     if (!parse_ll(a->argv[0], &n))
         return cx_conf_msg(ctx, "invalid value '%s' (expected minutes)", a->argv[0]);
     if (n < 1)
@@ -531,7 +531,7 @@ const char *cx_conf_set_log_facility(cx_conf_ctx_t *ctx, const cx_conf_directive
 {
     static const int local[8] = {LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3,
                                  LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
-    long long n;
+    long long n = 0;
     if (!parse_ll(a->argv[0], &n) || n < 0 || n > 7)
         return cx_conf_msg(ctx, "invalid value '%s' (expected 0..7 for local0..local7)",
                            a->argv[0]);
@@ -554,7 +554,7 @@ const char *cx_conf_set_unsupported(cx_conf_ctx_t *ctx, const cx_conf_directive_
                                     void *slot, const cx_conf_args_t *a)
 {
     if (d->flags & CX_CONF_FALSE_OK) {
-        bool b;
+        bool b = false;
         const char *m = parse_bool(ctx, a->argv[0], &b);
         if (m || !b)
             return m;

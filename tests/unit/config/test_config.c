@@ -270,7 +270,8 @@ static void test_int_setter(void)
               "sys_interval: invalid value 'ten' (expected an integer)");
     CHECK_HAS(load_err("sys_interval 10s\n"), "invalid value '10s'");
     CHECK_HAS(load_err("max_keepalive -1\n"), "value -1 out of range (0..65535)");
-    CHECK_HAS(load_err("listener 1\nmax_qos 3\n"), "main.conf:2: max_qos: value 3 out of range (0..2)");
+    CHECK_HAS(load_err("listener 1\nmax_qos 3\n"),
+              "main.conf:2: max_qos: value 3 out of range (0..2)");
     CHECK_HAS(load_err("workers 0\n"), "workers: value 0 out of range (1..1024)");
     CHECK_HAS(load_err("sys_interval 99999999999999999999\n"), "invalid value");
     c = load_ok("workers 3\n");
@@ -344,7 +345,8 @@ static void test_string_and_path_setters(void)
 
 static void test_enum_setter(void)
 {
-    cx_config_t *c = load_ok("listener 1883\nsocket_domain ipv4\nlistener 1884\nsocket_domain ipv6\n");
+    cx_config_t *c =
+        load_ok("listener 1883\nsocket_domain ipv4\nlistener 1884\nsocket_domain ipv6\n");
     CHECK_INT_EQ(c->listeners[0].socket_domain, AF_INET);
     CHECK_INT_EQ(c->listeners[1].socket_domain, AF_INET6);
     cx_config_free(c);
@@ -522,7 +524,8 @@ static void test_listener_forms(void)
 static void test_listener_scope(void)
 {
     /* listener-only directives without a listener */
-    CHECK_HAS(load_err("mount_point x/\n"), "main.conf:1: mount_point: only valid after a `listener` line");
+    CHECK_HAS(load_err("mount_point x/\n"),
+              "main.conf:1: mount_point: only valid after a `listener` line");
     CHECK_HAS(load_err("listener_allow_anonymous true\n"), "only valid after a `listener` line");
     CHECK_HAS(load_err("max_topic_alias 5\n"), "only valid after a `listener` line");
     /* accept_protocol_versions needs an explicit listener, not the default one */
@@ -784,17 +787,21 @@ static void test_not_supported_families(void)
     } cases[] = {
         {"listener 8883\ncertfile /x.pem\n", "main.conf:2: certfile: not supported yet (TLS)"},
         {"listener 8883\ncafile /ca.pem\n", "cafile: not supported yet (TLS)"},
-        {"listener 8883\nrequire_certificate true\n", "require_certificate: not supported yet (TLS)"},
+        {"listener 8883\nrequire_certificate true\n",
+         "require_certificate: not supported yet (TLS)"},
         {"listener 8883\ntls_version tlsv1.2\n", "tls_version: not supported yet (TLS)"},
         {"listener 8883\npsk_hint hint\n", "psk_hint: not supported yet (TLS-PSK)"},
         {"psk_file /psk\n", "psk_file: not supported yet (TLS-PSK)"},
         {"listener 9001\nprotocol websockets\n", "protocol: not supported yet (websockets)"},
         {"listener 9001\nprotocol http_api\n", "protocol: not supported yet (HTTP API)"},
         {"listener 9001\nhttp_dir /www\n", "http_dir: not supported yet (websockets and HTTP API)"},
-        {"listener 9001\nwebsockets_origin http://x\n", "websockets_origin: not supported yet (websockets)"},
+        {"listener 9001\nwebsockets_origin http://x\n",
+         "websockets_origin: not supported yet (websockets)"},
         {"websockets_log_level 255\n", "websockets_log_level: not supported yet (websockets)"},
-        {"listener 1883\nenable_proxy_protocol 2\n", "enable_proxy_protocol: not supported yet (PROXY protocol)"},
-        {"listener 1883\nproxy_protocol_v2_require_tls true\n", "not supported yet (PROXY protocol)"},
+        {"listener 1883\nenable_proxy_protocol 2\n",
+         "enable_proxy_protocol: not supported yet (PROXY protocol)"},
+        {"listener 1883\nproxy_protocol_v2_require_tls true\n",
+         "not supported yet (PROXY protocol)"},
         {"connection cloud\naddress 1.2.3.4\ntopic # both 0\n",
          "main.conf:1: connection: not supported yet (bridges): bridge 'cloud'"},
         {"plugin /usr/lib/x.so\nplugin_opt_a b\n",
@@ -1007,7 +1014,8 @@ static void test_reference(void)
         CHECK_HAS(text, needle);
     }
     CHECK_HAS(text, "| `max_inflight_messages` | global | 1 | 20 | reloadable |");
-    CHECK_HAS(text, "| `certfile` | listener, default listener | any | - | not supported yet (TLS) |");
+    CHECK_HAS(text,
+              "| `certfile` | listener, default listener | any | - | not supported yet (TLS) |");
     CHECK_HAS(text, "| `workers` | global | 1 | number of online CPUs | culex only |");
     free(text);
 }
