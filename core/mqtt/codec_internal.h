@@ -200,8 +200,20 @@ typedef enum cx_pctx {
     CX_PCTX_COUNT
 } cx_pctx;
 
+/* Empties a property set without touching the value fields: codec.h makes a field whose
+ * `present` bit is clear meaningless, and zeroing the whole struct (~250 bytes) is the
+ * largest single cost of decoding a small PUBLISH. */
+static inline void cx_mqtt_props_clear(cx_mqtt_props_t *p)
+{
+    p->present = 0;
+    p->sub_ids = NULL;
+    p->sub_id_count = 0;
+    p->user_props = NULL;
+    p->user_prop_count = 0;
+}
+
 /* Reads a property block (length prefix included) at r and advances r past it. `out` must
- * be zeroed by the caller. Arrays (user properties, subscription identifiers) go to the
+ * be cleared (cx_mqtt_props_clear or zeroed) by the caller. Arrays (user properties, subscription identifiers) go to the
  * arena. Returns CX_OK, CX_EPROTO or CX_ENOMEM, with err filled on failure. */
 int cx_mqtt_props_read(cx_rd_t *r, cx_pctx ctx, cx_arena_t *arena, cx_mqtt_props_t *out,
                        cx_mqtt_error_t *err);

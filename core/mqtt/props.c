@@ -168,7 +168,7 @@ static void collect(const uint8_t *p, const uint8_t *end, cx_mqtt_user_prop_t *u
 {
     while (p < end) {
         uint8_t id = *p++;
-        uint32_t v;
+        uint32_t v = 0;
         switch (prop_type[id]) {
         case T_BYTE: p += 1; break;
         case T_U16: p += 2; break;
@@ -284,8 +284,8 @@ int cx_mqtt_props_read(cx_rd_t *r, cx_pctx ctx, cx_arena_t *arena, cx_mqtt_props
                 break;
             case CX_PROP_TOPIC_ALIAS_MAX: o->topic_alias_max = v; break;
             default: /* CX_PROP_TOPIC_ALIAS */
-                if (v == 0) /* [MQTT-3.3.2-8] */
-                    return PROTOCOL(PM_ALIAS0);
+                if (v == 0) /* [MQTT-3.3.2-8]; v5 names 0x94 for a bad alias */
+                    return perr(err, CX_RC_TOPIC_ALIAS_INVALID, PM_ALIAS0, ctx);
                 o->topic_alias = v;
                 break;
             }

@@ -63,21 +63,31 @@ static size_t utf8_multi(const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Non-zero if the 8 bytes in v are not all plain ASCII acceptable in a string: a byte
+ * >= 0x80, a NUL, or with `no_wild` a '+' or '#'. '#' (0x23) and '+' (0x2B) differ only in
+ * bit 3, so one test finds both. */
+static inline uint64_t word_needs_check(uint64_t v, bool no_wild)
+{
+    uint64_t bad = (v & HIGHS) | has_zero(v);
+    if (no_wild)
+        bad |= has_byte(v | (ONES * 0x08), '+');
+    return bad;
+}
+
 /* Valid UTF-8 without U+0000; with `no_wild`, also without '+' and '#'. */
 static inline bool utf8_scan(const uint8_t *p, size_t n, bool no_wild)
 {
     size_t i = 0;
-    while (i < n) {
-        if (n - i >= 8) {
-            uint64_t v = load64(p + i);
-            uint64_t bad = (v & HIGHS) | has_zero(v);
-            if (no_wild)
-                bad |= has_byte(v, '+') | has_byte(v, '#');
-            if (!bad) {
-                i += 8;
-                continue;
-            }
-        }
+    for (;;) {
+        while (n - i >= 8 && !word_needs_check(load64(p + i), no_wild))
+            i += 8;
+        if (i == n)
+            return true;
+        /* Fewer than 8 bytes left: check the last 8 bytes of the string at once. An
+         * all-ASCII word is valid at any alignment; otherwise fall through to the byte path,
+         * which resumes at i, always a character boundary. */
+        if (n - i < 8 && n >= 8 && !word_needs_check(load64(p + n - 8), no_wild))
+            return true;
         uint8_t c = p[i];
         if (c < 0x80) {
             /* U+0000 is forbidden [MQTT-1.5.4-2]. */
@@ -91,7 +101,6 @@ static inline bool utf8_scan(const uint8_t *p, size_t n, bool no_wild)
             return false;
         i += k;
     }
-    return true;
 }
 
 bool cx_mqtt_utf8_is_valid(cx_str_t s)
@@ -116,7 +125,7 @@ static cx_filter_problem filter_problem(const uint8_t *p, size_t n)
     while (i < n) {
         if (n - i >= 8) {
             uint64_t v = load64(p + i);
-            if (!(has_byte(v, '+') | has_byte(v, '#'))) {
+            if (!has_byte(v | (ONES * 0x08), '+')) {
                 i += 8;
                 continue;
             }

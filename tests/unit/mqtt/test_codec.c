@@ -1214,7 +1214,8 @@ static void test_publish_sub_id_5_bytes(void)
 static void test_publish_topic_alias_0(void)
 {
     setup();
-    ERR(V5, CLI, PROTO, 0x30, 0x00, 0x01, 't', 0x03, 0x23, 0x00, 0x00);
+    ERR(V5, CLI, CX_RC_TOPIC_ALIAS_INVALID, 0x30, 0x00, 0x01, 't', 0x03, 0x23, 0x00, 0x00);
+    ERR(V5, SRV, CX_RC_TOPIC_ALIAS_INVALID, 0x30, 0x00, 0x00, 0x03, 0x23, 0x00, 0x00);
 }
 
 static void test_publish_duplicate_property(void)
@@ -1898,6 +1899,10 @@ static void test_auth_v5(void)
     CHECK_SLICE_EQ(pkt.u.reason.props.auth_method, "m");
     ERR(V5, CLI, PROTO, 0xF0, 0x04);
     ERR(V5, CLI, PROTO, 0xF0, 0x18, 0x05, 0x11, 0, 0, 0, 1);
+    /* the Authentication Method may only be left out in the remaining-length-0 form */
+    ERR(V5, CLI, PROTO, 0xF0, 0x18);
+    ERR(V5, SRV, PROTO, 0xF0, 0x18, 0x00);
+    ERR(V5, SRV, PROTO, 0xF0, 0x00, 0x05, 0x16, 0x00, 0x02, 'd', 'd');
     ERR(V5, CLI, PROTO, 0xF0, 0x18, 0x08, 0x15, 0x00, 0x01, 'm', 0x15, 0x00, 0x01, 'n');
 }
 

@@ -158,6 +158,35 @@ static void test_utf8_matches_reference(void)
     }
 }
 
+/* The last (< 8) bytes are checked with one overlapping word load; cover multi-byte
+ * characters straddling that word and bad bytes inside it. */
+static void test_utf8_tail_word(void)
+{
+    CHECK(cx_mqtt_utf8_is_valid(S("abcdefghij\xc3\xa9")));
+    CHECK(cx_mqtt_utf8_is_valid(S("abcdefgh\xe2\x82\xac")));
+    CHECK(cx_mqtt_utf8_is_valid(S("abcdefghijklmn\xf0\x9f\x98\x80")));
+    CHECK(cx_mqtt_utf8_is_valid(S("abcdefg\xc3\xa9xyz")));
+    CHECK(!cx_mqtt_utf8_is_valid(S("abcdefghij\xc3")));
+    CHECK(!cx_mqtt_utf8_is_valid(S("abcdefghij\x80")));
+    CHECK(!cx_mqtt_utf8_is_valid(S("abcdefghijklmn\xf0\x9f\x98")));
+    CHECK(!cx_mqtt_utf8_is_valid(B("abcdefghijk\0m", 13)));
+    CHECK(cx_mqtt_topic_name_is_valid(S("abcdefghij\xc3\xa9")));
+    CHECK(!cx_mqtt_topic_name_is_valid(S("abcdefghij\xc3\xa9+")));
+    CHECK(!cx_mqtt_topic_name_is_valid(S("abcdefgh\xe2\x82\xac#")));
+    CHECK(!cx_mqtt_topic_name_is_valid(S("abcdefghi+")));
+    /* every length 8..40, a bad byte at every position of the last 8 */
+    char buf[41];
+    for (size_t len = 8; len <= 40; len++)
+        for (size_t pos = len - 8; pos < len; pos++) {
+            memset(buf, 'q', len);
+            buf[pos] = '#';
+            CHECK(!cx_mqtt_topic_name_is_valid(B(buf, len)));
+            CHECK(cx_mqtt_utf8_is_valid(B(buf, len)));
+            buf[pos] = (char)0xFF;
+            CHECK(!cx_mqtt_utf8_is_valid(B(buf, len)));
+        }
+}
+
 static void test_topic_name(void)
 {
     CHECK(cx_mqtt_topic_name_is_valid(S("a")));
@@ -308,6 +337,7 @@ CX_TEST_MAIN(
     CX_TEST(utf8_overlongs_rejected),
     CX_TEST(utf8_bad_sequences_rejected),
     CX_TEST(utf8_matches_reference),
+    CX_TEST(utf8_tail_word),
     CX_TEST(topic_name),
     CX_TEST(topic_filter_valid),
     CX_TEST(topic_filter_invalid),
