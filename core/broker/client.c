@@ -365,8 +365,7 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "out of memory");
         cx_session_t *holder = cx_registry_insert(reg, fresh);
         if (holder == fresh) {
-            cx_session_unref(fresh); /* keep one: the alive reference; holder's is ours */
-            s = holder;
+            s = holder; /* refs: the alive one from cx_session_new, ours from the insert */
             break;
         }
         /* Lost a race with another worker for the same new id: retry the lookup. */
@@ -502,7 +501,7 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     (void)now_connected;
     if (lim->connection_messages)
         cx_log(CX_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d%s%.*s).",
-               cl->conn->peer, s->client_id, c->protocol_level == CX_MQTT_V31 ? 1 : c->protocol_level - 2,
+               cl->conn->peer, s->client_id, c->protocol_level == CX_MQTT_V5 ? 5 : c->protocol_level - 2,
                c->clean_start ? 1 : 0, keepalive, c->has_username ? ", u'" : "",
                c->has_username ? (int)c->username.len + 1 : 0,
                c->has_username ? cl->username ? cl->username : "" : "");

@@ -93,7 +93,7 @@ int cx_loop_io_set(cx_loop_t *l, cx_io_t *io, unsigned events)
     struct epoll_event ev = {0};
     ev.data.ptr = io;
     if (events & CX_IO_READ)
-        ev.events |= EPOLLIN | EPOLLRDHUP;
+        ev.events |= io->exclusive ? EPOLLIN : EPOLLIN | EPOLLRDHUP; /* EXCLUSIVE forbids RDHUP */
     if (events & CX_IO_WRITE)
         ev.events |= EPOLLOUT;
     if (io->exclusive)
