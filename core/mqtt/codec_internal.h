@@ -214,7 +214,8 @@ static inline void cx_mqtt_props_clear(cx_mqtt_props_t *p)
 
 /* Reads a property block (length prefix included) at r and advances r past it. `out` must
  * be cleared (cx_mqtt_props_clear or zeroed) by the caller. Arrays (user properties,
- * subscription identifiers) go to the arena. Returns CX_OK, CX_EPROTO or CX_ENOMEM, with err filled on failure. */
+ * subscription identifiers) go to the arena. Returns CX_OK, CX_EPROTO or CX_ENOMEM, with
+ * err filled on failure. */
 int cx_mqtt_props_read(cx_rd_t *r, cx_pctx ctx, cx_arena_t *arena, cx_mqtt_props_t *out,
                        cx_mqtt_error_t *err);
 
