@@ -100,6 +100,7 @@ struct cx_worker {
     size_t ntargets, targets_cap;
     uint64_t route_seq;
     uint64_t tick_count;
+    uint64_t seconds;          /* whole seconds of ticks, for once-a-second work */
     struct cx_handover *handovers; /* connections leaving at the end of this turn */
     size_t nhandovers, handovers_cap;
 };

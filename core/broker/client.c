@@ -345,12 +345,22 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
      * handed over, and CONNECT is read again there. */
     cx_registry_t *reg = w->broker->registry;
     cx_session_t *s = NULL;
+    bool created = false;
     for (int attempt = 0; attempt < 4 && !s; attempt++) {
         cx_session_t *found = cx_registry_get(reg, id);
         if (found && found->worker != w) {
             cl->handover = found->worker;
             cx_session_unref(found);
             return;
+        }
+        if (found && found->client) {
+            /* Takeover: the existing connection is closed with 0x8E [MQTT-3.1.4-3]. Its
+             * session may end right here (expiry 0); then a new one is made below. */
+            cx_client_t *old = found->client;
+            cx_log(CX_LOG_NOTICE, "Client %s already connected, closing old connection.",
+                   found->client_id);
+            cx_client_disconnect(old, CX_RC_SESSION_TAKEN_OVER, "session taken over");
+            detach_session(old);
         }
         if (found && found->dead) {
             cx_session_unref(found);
@@ -366,6 +376,7 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         cx_session_t *holder = cx_registry_insert(reg, fresh);
         if (holder == fresh) {
             s = holder; /* refs: the alive one from cx_session_new, ours from the insert */
+            created = true;
             break;
         }
         /* Lost a race with another worker for the same new id: retry the lookup. */
@@ -379,21 +390,13 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     if (!s)
         return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "client id registry busy");
 
-    /* Takeover: the existing connection is closed with 0x8E [MQTT-3.1.4-3]. */
-    if (s->client) {
-        cx_client_t *old = s->client;
-        cx_log(CX_LOG_NOTICE, "Client %s already connected, closing old connection.",
-               s->client_id);
-        cx_client_disconnect(old, CX_RC_SESSION_TAKEN_OVER, "session taken over");
-        detach_session(old);
-    }
     bool present = false;
-    if (c->clean_start || s->dead) {
-        if (!s->dead && s->nsubs + s->queue_count + s->inflight_count + s->qos2_in_count > 0)
+    if (c->clean_start) {
+        if (!created)
             cx_session_clear(s);
         if (s->will)
             cx_session_publish_will(s); /* the old session ends here */
-    } else {
+    } else if (!created) {
         present = true;
         /* A delayed will of the previous connection is cancelled by the new one
          * [MQTT-3.1.3-9]. */
@@ -402,10 +405,6 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             s->will = NULL;
             s->will_due_ms = 0;
         }
-    }
-    if (s->dead) {
-        cx_session_unref(s);
-        return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "session ended during connect");
     }
 
     s->client = cl;
@@ -781,6 +780,8 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
     cx_mqtt_packet_t p;
     cx_mqtt_error_t err = {0};
     cx_mqtt_version ver = cl->state == CX_CL_NEW ? CX_MQTT_V5 : (cx_mqtt_version)cl->version;
+    if (cl->state == CX_CL_NEW)
+        memset(&p, 0, sizeof p); /* a failed CONNECT decode may leave the level unset */
     int rc = cx_mqtt_decode(pkt, len, ver, false, &w->arena, &p, &err);
     const char *who = cl->session ? cl->session->client_id : cl->conn->peer;
     if (rc == CX_ENOMEM)
@@ -789,14 +790,18 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
         if (cl->state == CX_CL_NEW) {
             /* Answer a CONNECT we can read the version of; anything else just closes
              * [MQTT-3.1.2-2], [MQTT-4.8.0-1]. */
-            if ((pkt[0] >> 4) == CX_MQTT_CONNECT && p.type == CX_MQTT_CONNECT &&
-                (p.u.connect.protocol_level >= 3 && p.u.connect.protocol_level <= 5)) {
-                cl->version = p.u.connect.protocol_level;
-                return refuse(cl, err.rc, err.msg ? err.msg : "malformed CONNECT");
-            }
-            if ((pkt[0] >> 4) == CX_MQTT_CONNECT && err.rc == CX_RC_UNSUPPORTED_PROTOCOL_VERSION) {
-                cl->version = CX_MQTT_V311;
+            bool is_connect = (pkt[0] >> 4) == CX_MQTT_CONNECT;
+            if (is_connect && err.rc == CX_RC_UNSUPPORTED_PROTOCOL_VERSION) {
+                /* Answered in the version the client asked for if we know it, else 3.1.1
+                 * (return code 1) [MQTT-3.1.2-2]. */
+                cl->version = p.u.connect.protocol_level == CX_MQTT_V5 ? CX_MQTT_V5 : CX_MQTT_V311;
                 return refuse(cl, err.rc, "unsupported protocol version");
+            }
+            if (is_connect && p.u.connect.protocol_level == CX_MQTT_V5) {
+                /* v5 lets the server say why before closing [MQTT-3.2.2-6]; 3.x has no
+                 * code for a malformed CONNECT, so it is just closed [MQTT-3.1.4-1]. */
+                cl->version = CX_MQTT_V5;
+                return refuse(cl, err.rc, err.msg ? err.msg : "malformed CONNECT");
             }
             cx_log(CX_LOG_NOTICE, "Bad first packet from %s: %s.", cl->conn->peer,
                    err.msg ? err.msg : "malformed");

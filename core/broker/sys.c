@@ -71,7 +71,7 @@ void cx_sys_tick(cx_worker_t *w)
         snprintf(v, sizeof v, "culex version %s", b->version);
         publish(w, "$SYS/broker/version", v);
     }
-    if (interval <= 0 || w->tick_count % (uint64_t)interval != 0)
+    if (interval <= 0 || w->seconds % (uint64_t)interval != 0)
         return;
 
     int64_t connected = 0, sessions = 0;

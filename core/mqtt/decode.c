@@ -388,15 +388,15 @@ static const char *const m_filter[2][8] = {
     },
 };
 
-/* Ill-formed UTF-8 is a malformed packet ([MQTT-1.5.3-1], v5 §1.5.4); a well-formed filter
- * with bad wildcard or $share syntax gets v5's 0x8F Topic Filter invalid. */
+/* A filter with ill-formed UTF-8, misplaced wildcards or bad $share syntax is not "correctly
+ * formed", so the whole packet is malformed (0x81): v5's 0x8F in SUBACK is reserved for a
+ * correctly formed filter the server will not allow (MQTT 5 §3.9.3, §4.7.1). */
 static int check_filter(dec_t *d, int which, cx_str_t f, bool *shared)
 {
     cx_filter_problem pb = cx_mqtt_filter_check(f, shared);
     if (pb == CX_FILTER_OK)
         return CX_OK;
-    FAIL(pb == CX_FILTER_UTF8 ? CX_RC_MALFORMED_PACKET : CX_RC_TOPIC_FILTER_INVALID,
-         m_filter[which][pb]);
+    FAIL(CX_RC_MALFORMED_PACKET, m_filter[which][pb]);
 }
 
 static int dec_subscribe(dec_t *d, cx_mqtt_subscribe_t *s)

@@ -3,7 +3,7 @@
 import unittest
 
 from harness import (
-    BrokerTest, culex_only, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, DISCONNECT,
+    BrokerTest, IS_CULEX, culex_only, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, DISCONNECT,
     RC_MALFORMED, RC_PROTOCOL_ERROR, RC_NO_MATCHING_SUBSCRIBERS, RC_NO_SUBSCRIPTION_EXISTED,
     build_ack, build_publish, build_subscribe, sub_options, unique,
 )
@@ -276,7 +276,10 @@ class Subscriptions(BrokerTest):
         p.publish("plain/" + tag, b"marker", qos=1)
         m = s.recv_publish()
         self.assertEqual(m.topic, "plain/" + tag)
-        self.assertEqual(s.recv_publish().topic, "plain/" + tag)   # via '+/<tag>'
+        # '#' and '+/<tag>' overlap: one copy only (culex delivers overlapping
+        # subscriptions once, at the highest QoS; mosquitto sends one per subscription).
+        if not IS_CULEX:
+            self.assertEqual(s.recv_publish().topic, "plain/" + tag)
         s.expect_nothing(0.1)
 
     def test_unsubscribe_stops_delivery(self):
