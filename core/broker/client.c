@@ -880,6 +880,14 @@ static void on_read(cx_conn_t *c)
         size_t avail = cx_buf_used(&c->in);
         if (!avail)
             break;
+        if (cl->state == CX_CL_NEW && cx_buf_head(&c->in)[0] != (CX_MQTT_CONNECT << 4)) {
+            /* Not MQTT, or not starting with CONNECT: no need to wait for a whole packet
+             * [MQTT-3.1.0-1]. */
+            cx_log(CX_LOG_NOTICE, "Connection from %s did not start with CONNECT; closing.",
+                   c->peer);
+            cl->state = CX_CL_CLOSING;
+            return cx_conn_close(c, CX_EPROTO);
+        }
         size_t hl;
         uint32_t rl;
         cx_mqtt_error_t err = {0};
