@@ -334,6 +334,16 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     if (!lc->allow_anonymous)
         return refuse(cl, CX_RC_NOT_AUTHORIZED, "not authorised");
 
+    int gmax = w->broker->cfg->global_max_clients;
+    if (gmax >= 0) {
+        int connected = 0;
+        for (size_t i = 0; i < w->broker->nworkers; i++)
+            connected += atomic_load_explicit(&w->broker->workers[i].ctr.clients_connected,
+                                              memory_order_relaxed);
+        if (connected >= gmax)
+            return refuse(cl, CX_RC_QUOTA_EXCEEDED, "global_max_clients reached");
+    }
+
     if (c->will_flag) {
         if (c->will_qos > lc->max_qos)
             return refuse(cl, CX_RC_QOS_NOT_SUPPORTED, "will QoS above max_qos");

@@ -124,6 +124,20 @@ void cx_worker_on_accept(cx_netctx_t *net, cx_listener_t *l, int fd, const char 
 {
     cx_worker_t *w = net->ud;
     cx_broker_t *b = w->broker;
+    int gmax = b->cfg->global_max_connections;
+    if (gmax >= 0) {
+        int open = 0;
+        for (size_t i = 0; i < b->nlisteners; i++)
+            open += atomic_load_explicit(&b->listeners[i].connections, memory_order_relaxed);
+        /* This connection is already counted by its listener. */
+        if (open > gmax) {
+            cx_log(CX_LOG_NOTICE, "Client connection from %s denied: global_max_connections "
+                                  "exceeded.", peer);
+            atomic_fetch_sub(&l->connections, 1);
+            close(fd);
+            return;
+        }
+    }
     cx_conn_t *c = cx_conn_new(fd, l, peer);
     if (!c) {
         cx_log(CX_LOG_ERR, "Out of memory accepting a connection from %s.", peer);
