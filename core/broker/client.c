@@ -259,21 +259,29 @@ static bool make_client_id(cx_client_t *cl, char *out, size_t outlen)
     return len > 0 && (size_t)len < outlen;
 }
 
+/* Prefixes a topic or filter with the listener's mount_point, in buf or, when it does not
+ * fit, on the heap (returned in *heap, freed by the caller). {NULL, 0} when out of memory. */
+static cx_str_t mounted(const cx_client_t *cl, cx_str_t f, char *buf, size_t buflen, char **heap)
+{
+    const char *mp = cl->lconf->mount_point;
+    *heap = NULL;
+    if (!mp)
+        return f;
+    size_t n = strlen(mp);
+    char *dst = n + f.len <= buflen ? buf : (*heap = cx_malloc(n + f.len));
+    if (!dst)
+        return CX_STR_NULL;
+    memcpy(dst, mp, n);
+    memcpy(dst + n, f.p, f.len);
+    return (cx_str_t){(const uint8_t *)dst, n + f.len};
+}
+
 static cx_msg_t *make_will(cx_client_t *cl, const cx_mqtt_connect_t *c, cx_session_t *origin)
 {
-    char buf[1024];
-    cx_str_t topic = c->will_topic;
-    const char *mp = cl->lconf->mount_point;
-    char *heap = NULL;
-    if (mp) {
-        size_t n = strlen(mp);
-        char *dst = n + topic.len <= sizeof buf ? buf : (heap = cx_malloc(n + topic.len));
-        if (!dst)
-            return NULL;
-        memcpy(dst, mp, n);
-        memcpy(dst + n, topic.p, topic.len);
-        topic = (cx_str_t){(const uint8_t *)dst, n + topic.len};
-    }
+    char buf[512], *heap;
+    cx_str_t topic = mounted(cl, c->will_topic, buf, sizeof buf, &heap);
+    if (!topic.p)
+        return NULL;
     cx_msg_t *m = cx_msg_new(topic, c->will_payload,
                              cl->version == CX_MQTT_V5 ? &c->will_props : NULL, c->will_qos,
                              c->will_retain, origin, (int64_t)cx_loop_now(cl->worker->loop));
@@ -580,18 +588,10 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     bool deliver = !cx_str_has_prefix(topic, "$SYS");
     size_t matched = 0;
     if (deliver) {
-        char buf[512];
-        char *heap = NULL;
-        const char *mp = lc->mount_point;
-        if (mp) {
-            size_t n = strlen(mp);
-            char *dst = n + topic.len <= sizeof buf ? buf : (heap = cx_malloc(n + topic.len));
-            if (!dst)
-                return fail_oom(cl);
-            memcpy(dst, mp, n);
-            memcpy(dst + n, topic.p, topic.len);
-            topic = (cx_str_t){(const uint8_t *)dst, n + topic.len};
-        }
+        char buf[512], *heap;
+        topic = mounted(cl, topic, buf, sizeof buf, &heap);
+        if (!topic.p)
+            return fail_oom(cl);
         cx_msg_t *m = cx_msg_new(topic, p->payload, v5 ? &p->props : NULL, p->qos, p->retain, s,
                                  (int64_t)cx_loop_now(w->loop));
         cx_free(heap);
@@ -638,22 +638,6 @@ static void retained_cb(void *ud, cx_str_t topic, void *value)
     /* Retained messages sent because of a subscription keep retain = 1 [MQTT-3.3.1-8]. */
     cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL,
                        rc->sub_id ? 1 : 0);
-}
-
-/* Builds mount_point + filter in buf (or on the heap, returned in *heap). */
-static cx_str_t mounted(const cx_client_t *cl, cx_str_t f, char *buf, size_t buflen, char **heap)
-{
-    const char *mp = cl->lconf->mount_point;
-    *heap = NULL;
-    if (!mp)
-        return f;
-    size_t n = strlen(mp);
-    char *dst = n + f.len <= buflen ? buf : (*heap = cx_malloc(n + f.len));
-    if (!dst)
-        return CX_STR_NULL;
-    memcpy(dst, mp, n);
-    memcpy(dst + n, f.p, f.len);
-    return (cx_str_t){(const uint8_t *)dst, n + f.len};
 }
 
 static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
