@@ -185,7 +185,7 @@ class Broker:
     def __init__(self, lines=(), allow_anonymous=True, listener=True, config=True,
                  args=(), port=None, workers=None, name="broker"):
         self.tmpdir = tempfile.mkdtemp(prefix="culex-it-")
-        os.chmod(self.tmpdir, 0o755)   # mosquitto started as root drops privileges
+        os.chmod(self.tmpdir, 0o777)   # mosquitto started as root drops privileges
         self.port = port or free_port()
         self.name = name
         self.conf_path = os.path.join(self.tmpdir, "broker.conf")
