@@ -248,11 +248,19 @@ class Broker:
             if self.proc.poll() is not None:
                 raise BrokerError("broker exited with %s before listening on %d\n%s"
                                   % (self.proc.returncode, port, self.output()))
-            if port_accepts(port):
+            if self._listening(port):
                 return
-            time.sleep(0.02)
+            time.sleep(0.01)
         raise BrokerError("broker not listening on %d after %.0f s\n%s"
                           % (port, timeout, self.output()))
+
+    def _listening(self, port):
+        """True once the process has a TCP socket listening on `port`. Read from /proc so
+        that no probe connection is made (it would count against max_connections and
+        show up in the broker's log); falls back to a connect() if /proc is unreadable."""
+        if os.access("/proc/%d/fd" % self.proc.pid, os.R_OK):
+            return any(p == port for _, p in listening_sockets(self.proc.pid))
+        return port_accepts(port)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
