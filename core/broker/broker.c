@@ -112,6 +112,7 @@ int cx_broker_start(cx_broker_t *b, char *err, size_t errlen)
     int rc = open_listeners(b, err, errlen);
     if (rc)
         return rc;
+    cx_sys_init(b);
     /* Watchers are registered from this thread before the workers run, so the per-worker
      * watcher arrays are built without racing. */
     for (size_t i = 0; i < b->nlisteners; i++)

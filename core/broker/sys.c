@@ -53,6 +53,19 @@ static void publish_u64(cx_worker_t *w, const char *topic, uint64_t v)
         s_;                                                                             \
     })
 
+void cx_sys_init(cx_broker_t *b)
+{
+    /* Static, so retained before the first client can subscribe. */
+    char v[96];
+    snprintf(v, sizeof v, "culex version %s", b->version);
+    cx_msg_t *m = cx_msg_new(CX_STR_LIT("$SYS/broker/version"), cx_str_from_cstr(v), NULL, 0,
+                             true, NULL, 0);
+    if (m) {
+        cx_retain_set(b->retained, m->topic, m);
+        cx_msg_unref(m);
+    }
+}
+
 void cx_sys_free(cx_broker_t *b)
 {
     cx_free_null(b->sys);
@@ -67,9 +80,6 @@ void cx_sys_tick(cx_worker_t *w)
         if (!b->sys)
             return;
         b->sys->last_ms = (int64_t)cx_loop_now(w->loop);
-        char v[96];
-        snprintf(v, sizeof v, "culex version %s", b->version);
-        publish(w, "$SYS/broker/version", v);
     }
     if (interval <= 0 || w->seconds % (uint64_t)interval != 0)
         return;

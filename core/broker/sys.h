@@ -6,6 +6,8 @@
 #include "broker/broker.h"
 
 /* Called by worker 0 once a second. */
+/* Sets the static topics (version). Before the workers start. */
+void cx_sys_init(cx_broker_t *b);
 void cx_sys_tick(cx_worker_t *w);
 void cx_sys_free(cx_broker_t *b);
 
