@@ -223,12 +223,11 @@ static void reload(cx_broker_t *b, cx_config_t *live, const cli_t *cli)
         return;
     }
     free(tmp);
-    if (cx_config_apply_reload(live, fresh) != CX_OK)
+    if (cx_broker_reload(b, fresh) != CX_OK)
         cx_log(CX_LOG_ERR, "Out of memory applying the reloaded configuration.");
     cx_config_free(fresh);
     apply_logging(live, cli);
     cx_alloc_set_limit(live->memory_limit);
-    cx_broker_reload(b, live);
 }
 
 int main(int argc, char **argv)

@@ -191,18 +191,38 @@ void cx_broker_free(cx_broker_t *b)
     cx_free(b);
 }
 
-void cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
+int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
 {
+    cx_pause_t pz = {.arrived = 0, .left = 0, .go = false};
+    pthread_mutex_init(&pz.lock, NULL);
+    pthread_cond_init(&pz.cond, NULL);
+    size_t posted = 0;
     for (size_t i = 0; i < b->nworkers; i++) {
-        cx_post_limits_t *p = cx_malloc(sizeof *p);
-        if (!p) {
-            cx_log(CX_LOG_ERR, "Out of memory applying the reloaded limits.");
+        cx_post_pause_t *p = cx_malloc(sizeof *p);
+        if (!p)
             continue;
-        }
-        p->base.kind = CX_POST_LIMITS;
-        cx_limits_from_config(&p->limits, fresh);
+        p->base.kind = CX_POST_PAUSE;
+        p->pause = &pz;
         cx_loop_post(b->workers[i].loop, &p->base);
+        posted++;
     }
+    pz.left = posted;
+    int rc = CX_ENOMEM;
+    pthread_mutex_lock(&pz.lock);
+    while (pz.arrived < posted)
+        pthread_cond_wait(&pz.cond, &pz.lock);
+    /* Every worker that could be told is parked. If one could not be told (out of memory),
+     * changing the config under it would be unsafe: the reload is refused instead. */
+    if (posted == b->nworkers)
+        rc = cx_config_apply_reload(b->cfg, fresh);
+    pz.go = true;
+    pthread_cond_broadcast(&pz.cond);
+    while (pz.left > 0)
+        pthread_cond_wait(&pz.cond, &pz.lock);
+    pthread_mutex_unlock(&pz.lock);
+    pthread_cond_destroy(&pz.cond);
+    pthread_mutex_destroy(&pz.lock);
+    return rc;
 }
 
 static void dump_cb(void *ud, cx_str_t filter, cx_str_t group, void *owner,

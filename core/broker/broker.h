@@ -36,8 +36,8 @@ typedef struct cx_session cx_session_t;
 typedef struct cx_client cx_client_t;
 typedef struct cx_registry cx_registry_t;
 
-/* Limits a worker applies; a copy per worker, replaced by a posted message on reload so
- * that workers never read a config that another thread is rewriting. */
+/* Limits a worker applies: a copy per worker of the reloadable limits, refreshed from the
+ * live config while the workers are parked for a reload (cx_broker_reload). */
 typedef struct cx_limits {
     int max_inflight_messages;  /* 0 = unlimited */
     size_t max_inflight_bytes;
@@ -169,8 +169,11 @@ int cx_broker_start(cx_broker_t *b, char *err, size_t errlen);
 /* Stops every worker and waits for them (clean shutdown). */
 void cx_broker_stop(cx_broker_t *b);
 void cx_broker_free(cx_broker_t *b);
-/* Applies the reloadable part of a freshly loaded config (SIGHUP). Takes no ownership. */
-void cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh);
+/* Applies the reloadable part of a freshly loaded config (SIGHUP) to the live one while
+ * every worker is parked, then lets them re-read their limits. Takes no ownership of
+ * fresh. Returns CX_OK or CX_ENOMEM (the live config is then unchanged or partly updated
+ * but consistent). Main thread only. */
+int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh);
 /* Logs the subscription tree (SIGUSR2). */
 void cx_broker_dump_subscriptions(cx_broker_t *b);
 void cx_limits_from_config(cx_limits_t *l, const cx_config_t *cfg);

@@ -74,7 +74,7 @@ static void sent(cx_client_t *cl, size_t before)
 
 static void fail_oom(cx_client_t *cl)
 {
-    cx_log(CX_LOG_ERR, "Out of memory writing to client %s; disconnecting.",
+    cx_log(CX_LOG_ERR, "Out of memory (memory_limit) handling client %s; disconnecting it.",
            cl->session ? cl->session->client_id : cl->conn->peer);
     cx_conn_close(cl->conn, CX_ENOMEM);
 }
@@ -152,9 +152,13 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
     return true;
 }
 
+static void props_reason(cx_client_t *cl, cx_mqtt_props_t *props, const char *reason);
+
 void cx_client_send_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc)
 {
     cx_mqtt_ack_t a = {.packet_id = pid, .rc = rc};
+    if (rc >= 0x80 && cl->version == CX_MQTT_V5)
+        props_reason(cl, &a.props, cx_mqtt_rc_name(rc));
     size_t before = cx_buf_used(outbuf(cl));
     if (cx_mqtt_encode_ack(outbuf(cl), (cx_mqtt_version)cl->version, type, &a) != CX_OK)
         return fail_oom(cl);
@@ -341,6 +345,10 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
 
     if (!lc->allow_anonymous)
         return refuse(cl, CX_RC_NOT_AUTHORIZED, "not authorised");
+
+    const char *prefix = w->broker->cfg->clientid_prefixes;
+    if (prefix && !cx_str_has_prefix(id, prefix))
+        return refuse(cl, CX_RC_NOT_AUTHORIZED, "client id does not match clientid_prefixes");
 
     int gmax = w->broker->cfg->global_max_clients;
     if (gmax >= 0) {
@@ -688,6 +696,11 @@ static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
                (const char *)e->filter.p);
     }
     cx_mqtt_suback_t sa = {.packet_id = sub->packet_id, .rcs = rcs, .count = sub->count};
+    for (size_t i = 0; i < sub->count && cl->version == CX_MQTT_V5; i++)
+        if (rcs[i] >= 0x80) {
+            props_reason(cl, &sa.props, "some subscriptions were refused");
+            break;
+        }
     size_t before = cx_buf_used(outbuf(cl));
     if (cx_mqtt_encode_suback(outbuf(cl), (cx_mqtt_version)cl->version, CX_MQTT_SUBACK, &sa))
         return fail_oom(cl);

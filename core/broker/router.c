@@ -221,3 +221,48 @@ void cx_route_retain(cx_worker_t *w, cx_msg_t *msg)
     else
         cx_retain_set(r, msg->topic, msg);
 }
+
+typedef struct sweep_ctx {
+    int64_t now;
+    cx_msg_t **expired;
+    size_t n, cap;
+} sweep_ctx_t;
+
+static void sweep_cb(void *ud, cx_str_t topic, void *value)
+{
+    sweep_ctx_t *sc = ud;
+    cx_msg_t *m = value;
+    if (!cx_msg_is_expired(m, sc->now))
+        return;
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 64;
+        cx_msg_t **n = cx_realloc(sc->expired, cap * sizeof *n);
+        if (!n)
+            return; /* the next sweep gets it */
+        sc->expired = n;
+        sc->cap = cap;
+    }
+    sc->expired[sc->n++] = cx_msg_ref(m);
+}
+
+size_t cx_route_retain_sweep(cx_worker_t *w)
+{
+    cx_retain_t *r = w->broker->retained;
+    sweep_ctx_t sc = {.now = (int64_t)cx_loop_now(w->loop)};
+    /* Collect under the read lock, clear afterwards: the store cannot change while walked. */
+    cx_retain_walk(r, sweep_cb, &sc);
+    size_t cleared = 0;
+    for (size_t i = 0; i < sc.n; i++) {
+        cx_msg_t *m = sc.expired[i];
+        cx_msg_t *cur = cx_retain_get(r, m->topic);
+        if (cur == m) { /* not replaced meanwhile */
+            cx_retain_set(r, m->topic, NULL);
+            cleared++;
+        }
+        if (cur)
+            cx_msg_unref(cur);
+        cx_msg_unref(m);
+    }
+    cx_free(sc.expired);
+    return cleared;
+}

@@ -17,6 +17,10 @@ bool cx_route_shared_redeliver(cx_worker_t *w, cx_session_t *leaving, cx_msg_t *
 /* Hash of a $share group name and its filter (never 0). */
 uint32_t cx_route_share_hash(cx_str_t group, cx_str_t filter);
 
+/* Removes retained messages whose message expiry has passed (retain_expiry_interval).
+ * Returns how many were removed. Expired ones are never delivered even before a sweep. */
+size_t cx_route_retain_sweep(cx_worker_t *w);
+
 struct cx_post_deliver;
 /* Handles a batch of deliveries posted by another worker (frees it). */
 void cx_route_deliver_post(cx_worker_t *w, struct cx_post_deliver *p);

@@ -45,10 +45,22 @@ static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
     case CX_POST_DELIVER:
         cx_route_deliver_post(w, (cx_post_deliver_t *)p);
         break;
-    case CX_POST_LIMITS:
-        w->limits = ((cx_post_limits_t *)p)->limits;
+    case CX_POST_PAUSE: {
+        cx_pause_t *pz = ((cx_post_pause_t *)p)->pause;
         cx_free(p);
+        pthread_mutex_lock(&pz->lock);
+        pz->arrived++;
+        pthread_cond_broadcast(&pz->cond);
+        while (!pz->go)
+            pthread_cond_wait(&pz->cond, &pz->lock);
+        pthread_mutex_unlock(&pz->lock);
+        cx_limits_from_config(&w->limits, w->broker->cfg);
+        pthread_mutex_lock(&pz->lock);
+        pz->left--;
+        pthread_cond_broadcast(&pz->cond);
+        pthread_mutex_unlock(&pz->lock);
         break;
+    }
     case CX_POST_STOP:
         cx_free(p);
         cx_net_close_all(&w->net);
@@ -114,8 +126,12 @@ static void tick_cb(cx_loop_t *loop, cx_timer_t *t)
             cx_session_tick(cx_container_of(it, cx_session_t, worker_link), now);
         }
         w->seconds++;
-        if (w->index == 0)
+        if (w->index == 0) {
             cx_sys_tick(w);
+            int64_t rei = w->broker->cfg->retain_expiry_interval;
+            if (rei > 0 && w->seconds % (uint64_t)rei == 0)
+                cx_route_retain_sweep(w);
+        }
     }
     cx_timer_start(loop, &w->tick, TICK_MS);
 }

@@ -7,7 +7,7 @@
 enum {
     CX_POST_CONN = 1,   /* a connection handed to this worker */
     CX_POST_DELIVER,    /* a batch of deliveries to sessions this worker owns */
-    CX_POST_LIMITS,     /* new limits after a reload */
+    CX_POST_PAUSE,      /* hold still while the main thread changes the configuration */
     CX_POST_STOP,
 };
 
@@ -24,10 +24,20 @@ typedef struct cx_post_deliver {
     cx_target_t items[];
 } cx_post_deliver_t;
 
-typedef struct cx_post_limits {
+/* A rendezvous: every worker parks in it while the main thread rewrites the live
+ * configuration (SIGHUP), so no worker ever reads a setting that is being replaced. */
+typedef struct cx_pause {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t arrived;
+    size_t left;
+    bool go;
+} cx_pause_t;
+
+typedef struct cx_post_pause {
     cx_post_t base;
-    cx_limits_t limits;
-} cx_post_limits_t;
+    cx_pause_t *pause;
+} cx_post_pause_t;
 
 int cx_worker_init(cx_worker_t *w, cx_broker_t *b, size_t index);
 int cx_worker_start(cx_worker_t *w);
