@@ -1255,8 +1255,7 @@ class Paho:
         if not self.client.is_connected():
             return
         if self.version == 5:
-            from paho.mqtt.reasoncodes import ReasonCodes as RC
-            self.client.disconnect(RC(PacketTypes.DISCONNECT, identifier=0), props)
+            self.client.disconnect(ReasonCodes(PacketTypes.DISCONNECT, identifier=0), props)
         else:
             self.client.disconnect()
         try:

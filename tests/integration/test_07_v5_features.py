@@ -6,7 +6,7 @@ import time
 import unittest
 
 from harness import (
-    BrokerTest, culex_only, mosquitto_departs, DISCONNECT, PUBACK, PUBREC, PUBCOMP,
+    BrokerTest, culex_only, mosquitto_departs, PUBREC, PUBCOMP,
     P_ASSIGNED_CLIENT_ID, P_CONTENT_TYPE, P_CORRELATION_DATA, P_MAXIMUM_PACKET_SIZE,
     P_MESSAGE_EXPIRY, P_PAYLOAD_FORMAT, P_REASON_STRING, P_RECEIVE_MAXIMUM,
     P_REQUEST_PROBLEM_INFO, P_REQUEST_RESPONSE_INFO, P_RESPONSE_INFO, P_RESPONSE_TOPIC,

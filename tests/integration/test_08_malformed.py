@@ -8,12 +8,12 @@ through the whole test (section 4.13, issue #2 "Behaviour under bad input")."""
 import unittest
 
 from harness import (
-    BrokerTest, mosquitto_departs, CONNACK, DISCONNECT, PINGRESP, AUTH, PINGREQ, PUBLISH,
-    PUBACK, PUBREL, SUBSCRIBE, UNSUBSCRIBE, P_AUTH_METHOD, P_PAYLOAD_FORMAT, P_RESPONSE_TOPIC,
+    BrokerTest, mosquitto_departs, CONNACK, DISCONNECT, PINGREQ, PUBLISH,
+    PUBACK, PUBREL, UNSUBSCRIBE, P_AUTH_METHOD, P_PAYLOAD_FORMAT, P_RESPONSE_TOPIC,
     P_SESSION_EXPIRY, P_SUBSCRIPTION_ID, P_USER_PROPERTY, P_CONTENT_TYPE,
     RC_BAD_AUTH_METHOD, RC_CLIENT_ID_NOT_VALID, RC_MALFORMED, RC_PROTOCOL_ERROR,
     RC_TOPIC_NAME_INVALID, build_auth, build_connect, build_publish, build_subscribe,
-    build_unsubscribe, encode_props, packet, sub_options, u16, utf8, varint, unique,
+    build_unsubscribe, packet, u16, utf8, varint, unique,
 )
 
 CLOSE_TIMEOUT = 2.0

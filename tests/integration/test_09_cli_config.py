@@ -21,6 +21,15 @@ def read_file(path):
         return ""
 
 
+def line_of(broker, directive):
+    """1-based line number of the first config line starting with `directive` (the
+    harness adds kind-dependent lines at the top, so numbers are looked up)."""
+    for n, line in enumerate(broker.config_text().splitlines(), 1):
+        if line.startswith(directive):
+            return n
+    raise AssertionError("%s not in the config" % directive)
+
+
 def is_loopback(addr):
     return ipaddress.ip_address(addr).is_loopback
 
@@ -142,14 +151,14 @@ class ConfigFile(BrokerTest):
         """An unknown directive makes the broker exit non-zero before listening, with an
         error naming the file, the line and the directive (issue #2)."""
         b, out = self.refused(["max_connections 10", "no_such_directive 42"])
-        self.assertIn(b.conf_path + ":5", out)
+        self.assertIn("%s:%d" % (b.conf_path, line_of(b, "no_such_directive")), out)
         self.assertIn("no_such_directive", out)
 
     def test_bad_value(self):
         """An invalid value (allow_anonymous maybe) is refused naming file:line and the
         directive (issue #2)."""
         b, out = self.refused(["allow_anonymous maybe"])
-        self.assertIn(b.conf_path + ":4", out)
+        self.assertIn("%s:%d" % (b.conf_path, line_of(b, "allow_anonymous maybe")), out)
         self.assertIn("allow_anonymous", out)
 
     def test_missing_config_file(self):
@@ -177,7 +186,7 @@ class ConfigFile(BrokerTest):
         b.write_config()
         rc, out = run_broker_once(["-c", b.conf_path, "--test-config"])
         self.assertGreater(rc, 0, out)
-        self.assertIn(b.conf_path + ":5", out)
+        self.assertIn("%s:%d" % (b.conf_path, line_of(b, "frobnicate")), out)
         self.assertIn("frobnicate", out)
 
     @culex_only("`workers` is a culex directive")

@@ -4,9 +4,9 @@ import time
 import unittest
 
 from harness import (
-    BrokerTest, mosquitto_departs, CONNACK, DISCONNECT, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+    BrokerTest, mosquitto_departs, CONNACK, DISCONNECT, PUBCOMP, PUBREC, PUBREL,
     P_MAXIMUM_QOS, P_SESSION_EXPIRY, RC_KEEP_ALIVE_TIMEOUT, RC_PACKET_TOO_LARGE,
-    RC_QOS_NOT_SUPPORTED, RC_SESSION_TAKEN_OVER, Closed, build_ack, build_connect,
+    RC_QOS_NOT_SUPPORTED, RC_SESSION_TAKEN_OVER, build_ack, build_connect,
     build_publish, unique,
 )
 
