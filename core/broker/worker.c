@@ -24,6 +24,27 @@ typedef struct cx_handover {
     cx_worker_t *to;
 } cx_handover_t;
 
+/* After a reload, clients the new settings would refuse are disconnected, as Mosquitto does:
+ * turning allow_anonymous off must not leave anonymous clients connected. */
+static void recheck_clients(cx_worker_t *w)
+{
+    const char *prefix = w->broker->cfg->clientid_prefixes;
+    cx_list_t *it, *tmp;
+    cx_list_foreach_safe(it, tmp, &w->clients)
+    {
+        cx_client_t *cl = cx_container_of(it, cx_client_t, worker_link);
+        if (cl->state != CX_CL_CONNECTED || !cl->session)
+            continue;
+        bool anonymous_refused = !cl->username && !cl->lconf->allow_anonymous;
+        bool prefix_refused = prefix && strncmp(cl->session->client_id, prefix, strlen(prefix));
+        if (anonymous_refused || prefix_refused) {
+            cx_log(CX_LOG_NOTICE, "Client %s no longer allowed after reload; disconnecting.",
+                   cl->session->client_id);
+            cx_client_disconnect(cl, CX_RC_NOT_AUTHORIZED, "not authorised after reload");
+        }
+    }
+}
+
 static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
 {
     cx_worker_t *w = ud;
@@ -55,6 +76,7 @@ static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
             pthread_cond_wait(&pz->cond, &pz->lock);
         pthread_mutex_unlock(&pz->lock);
         cx_limits_from_config(&w->limits, w->broker->cfg);
+        recheck_clients(w);
         pthread_mutex_lock(&pz->lock);
         pz->left--;
         pthread_cond_broadcast(&pz->cond);
