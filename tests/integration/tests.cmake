@@ -3,19 +3,13 @@
 # Every file is registered twice, once per worker setting (CULEX_TEST_WORKERS=1 and 4).
 # Guarded so that the build works before the broker target exists.
 if(TARGET culex)
-    set(CULEX_INTEGRATION_FILES
-        test_01_connect
-        test_02_publish_qos
-        test_03_retain
-        test_04_will
-        test_05_session
-        test_06_shared
-        test_07_v5_features
-        test_08_malformed
-        test_09_cli_config
-        test_10_sys
-        test_11_limits
-        test_12_cli_clients)
+    file(GLOB _cx_integ_files RELATIVE ${CMAKE_CURRENT_LIST_DIR} ${CMAKE_CURRENT_LIST_DIR}/test_*.py)
+    list(SORT _cx_integ_files)
+    set(CULEX_INTEGRATION_FILES)
+    foreach(f IN LISTS _cx_integ_files)
+        string(REGEX REPLACE "[.]py$" "" f "${f}")
+        list(APPEND CULEX_INTEGRATION_FILES ${f})
+    endforeach()
     foreach(file IN LISTS CULEX_INTEGRATION_FILES)
         foreach(workers 1 4)
             set(name integ_${file}_w${workers})
