@@ -62,7 +62,10 @@ static void alias_out_free(cx_alias_out_t *a)
 
 /* --- sending --- */
 
-static cx_buf_t *outbuf(cx_client_t *cl) { return cx_conn_outbuf(cl->conn); }
+static cx_buf_t *outbuf(cx_client_t *cl)
+{
+    return cx_conn_outbuf(cl->conn);
+}
 
 static void sent(cx_client_t *cl, size_t before)
 {
@@ -94,8 +97,12 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
                             uint16_t pid, bool dup, const uint32_t *sub_ids, size_t nsub)
 {
     cx_mqtt_publish_t pub = {
-        .qos = qos, .retain = retain, .dup = dup, .packet_id = pid,
-        .topic = strip_mount(cl, msg->topic), .payload = msg->payload,
+        .qos = qos,
+        .retain = retain,
+        .dup = dup,
+        .packet_id = pid,
+        .topic = strip_mount(cl, msg->topic),
+        .payload = msg->payload,
     };
     alias_slot_t *new_alias = NULL;
     if (cl->version == CX_MQTT_V5) {
@@ -103,7 +110,8 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
         if (msg->has_expiry) {
             /* Forwarded with the time it has left [MQTT-3.3.2-6]. */
             pub.props.present |= CX_PROP_BIT(CX_PROP_MESSAGE_EXPIRY);
-            pub.props.message_expiry = cx_msg_expiry_left(msg, (int64_t)cx_loop_now(cl->worker->loop));
+            pub.props.message_expiry =
+                cx_msg_expiry_left(msg, (int64_t)cx_loop_now(cl->worker->loop));
         }
         if (nsub) {
             pub.props.present |= CX_PROP_BIT(CX_PROP_SUBSCRIPTION_ID);
@@ -160,8 +168,10 @@ void cx_client_send_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_
     if (rc >= 0x80 && cl->version == CX_MQTT_V5)
         props_reason(cl, &a.props, cx_mqtt_rc_name(rc));
     size_t before = cx_buf_used(outbuf(cl));
-    if (cx_mqtt_encode_ack(outbuf(cl), (cx_mqtt_version)cl->version, type, &a) != CX_OK)
-        return fail_oom(cl);
+    if (cx_mqtt_encode_ack(outbuf(cl), (cx_mqtt_version)cl->version, type, &a) != CX_OK) {
+        fail_oom(cl);
+        return;
+    }
     sent(cl, before);
 }
 
@@ -201,8 +211,10 @@ static void send_connack(cx_client_t *cl, uint8_t rc, bool present, cx_mqtt_prop
             ca.rc = CX_V3_CONNACK_ACCEPTED;
     }
     size_t before = cx_buf_used(outbuf(cl));
-    if (cx_mqtt_encode_connack(outbuf(cl), (cx_mqtt_version)cl->version, &ca) != CX_OK)
-        return fail_oom(cl);
+    if (cx_mqtt_encode_connack(outbuf(cl), (cx_mqtt_version)cl->version, &ca) != CX_OK) {
+        fail_oom(cl);
+        return;
+    }
     sent(cl, before);
 }
 
@@ -253,8 +265,8 @@ static bool make_client_id(cx_client_t *cl, char *out, size_t outlen)
 {
     static _Atomic uint64_t seq;
     uint64_t n = atomic_fetch_add(&seq, 1);
-    const char *prefix = cl->lconf->listener_auto_id_prefix ? cl->lconf->listener_auto_id_prefix
-                                                            : "auto-";
+    const char *prefix =
+        cl->lconf->listener_auto_id_prefix ? cl->lconf->listener_auto_id_prefix : "auto-";
     /* Unique within the process, hard to guess across restarts. */
     uint64_t r = cl->conn->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)cx_loop_now(cl->worker->loop);
     int len = snprintf(out, outlen, "%s%08" PRIX64 "-%04" PRIX64 "-%012" PRIX64, prefix,
@@ -286,9 +298,9 @@ static cx_msg_t *make_will(cx_client_t *cl, const cx_mqtt_connect_t *c, cx_sessi
     cx_str_t topic = mounted(cl, c->will_topic, buf, sizeof buf, &heap);
     if (!topic.p)
         return NULL;
-    cx_msg_t *m = cx_msg_new(topic, c->will_payload,
-                             cl->version == CX_MQTT_V5 ? &c->will_props : NULL, c->will_qos,
-                             c->will_retain, origin, (int64_t)cx_loop_now(cl->worker->loop));
+    cx_msg_t *m =
+        cx_msg_new(topic, c->will_payload, cl->version == CX_MQTT_V5 ? &c->will_props : NULL,
+                   c->will_qos, c->will_retain, origin, (int64_t)cx_loop_now(cl->worker->loop));
     cx_free(heap);
     return m;
 }
@@ -304,11 +316,15 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     if (v5 && cx_mqtt_props_has(&c->props, CX_PROP_REQUEST_PROBLEM_INFO))
         cl->request_problem_info = c->props.request_problem_info != 0;
 
-    if (!(lc->accept_protocol_versions & (1u << c->protocol_level)))
-        return refuse(cl, CX_RC_UNSUPPORTED_PROTOCOL_VERSION,
-                      "protocol version not accepted on this listener");
-    if (v5 && cx_mqtt_props_has(&c->props, CX_PROP_AUTH_METHOD))
-        return refuse(cl, CX_RC_BAD_AUTH_METHOD, "extended authentication is not available");
+    if (!(lc->accept_protocol_versions & (1u << c->protocol_level))) {
+        refuse(cl, CX_RC_UNSUPPORTED_PROTOCOL_VERSION,
+               "protocol version not accepted on this listener");
+        return;
+    }
+    if (v5 && cx_mqtt_props_has(&c->props, CX_PROP_AUTH_METHOD)) {
+        refuse(cl, CX_RC_BAD_AUTH_METHOD, "extended authentication is not available");
+        return;
+    }
 
     /* Client identifier [MQTT-3.1.3]. */
     char idbuf[128];
@@ -317,19 +333,29 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     if (lc->use_username_as_clientid && c->has_username)
         id = c->username;
     if (id.len == 0) {
-        if (c->protocol_level == CX_MQTT_V31)
-            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 requires a client id");
-        if (c->protocol_level == CX_MQTT_V311 && !c->clean_start)
-            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID,
-                          "empty client id requires clean session"); /* [MQTT-3.1.3-8] */
-        if (!lc->allow_zero_length_clientid)
-            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "empty client id not allowed");
-        if (!make_client_id(cl, idbuf, sizeof idbuf))
-            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "auto_id_prefix too long");
+        if (c->protocol_level == CX_MQTT_V31) {
+            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 requires a client id");
+            return;
+        }
+        if (c->protocol_level == CX_MQTT_V311 && !c->clean_start) {
+            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "empty client id requires clean session");
+            return;
+        } /* [MQTT-3.1.3-8] */
+        if (!lc->allow_zero_length_clientid) {
+            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "empty client id not allowed");
+            return;
+        }
+        if (!make_client_id(cl, idbuf, sizeof idbuf)) {
+            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "auto_id_prefix too long");
+            return;
+        }
         id = cx_str_from_cstr(idbuf);
         assigned = true;
     } else if (c->protocol_level == CX_MQTT_V31 && id.len > 23) {
-        return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 client id longer than 23");
+        {
+            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 client id longer than 23");
+            return;
+        }
     }
 
     /* Keep alive: a v5 client is told the server's value; a 3.x client is refused. */
@@ -337,18 +363,24 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     bool server_ka = false;
     if (lim->max_keepalive > 0 && lim->max_keepalive < 65535 &&
         (keepalive > lim->max_keepalive || (keepalive == 0 && v5))) {
-        if (!v5)
-            return refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "keepalive above max_keepalive");
+        if (!v5) {
+            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "keepalive above max_keepalive");
+            return;
+        }
         keepalive = (uint16_t)lim->max_keepalive;
         server_ka = true;
     }
 
-    if (!lc->allow_anonymous)
-        return refuse(cl, CX_RC_NOT_AUTHORIZED, "not authorised");
+    if (!lc->allow_anonymous) {
+        refuse(cl, CX_RC_NOT_AUTHORIZED, "not authorised");
+        return;
+    }
 
     const char *prefix = w->broker->cfg->clientid_prefixes;
-    if (prefix && !cx_str_has_prefix(id, prefix))
-        return refuse(cl, CX_RC_NOT_AUTHORIZED, "client id does not match clientid_prefixes");
+    if (prefix && !cx_str_has_prefix(id, prefix)) {
+        refuse(cl, CX_RC_NOT_AUTHORIZED, "client id does not match clientid_prefixes");
+        return;
+    }
 
     int gmax = w->broker->cfg->global_max_clients;
     if (gmax >= 0) {
@@ -356,15 +388,21 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         for (size_t i = 0; i < w->broker->nworkers; i++)
             connected += atomic_load_explicit(&w->broker->workers[i].ctr.clients_connected,
                                               memory_order_relaxed);
-        if (connected >= gmax)
-            return refuse(cl, CX_RC_QUOTA_EXCEEDED, "global_max_clients reached");
+        if (connected >= gmax) {
+            refuse(cl, CX_RC_QUOTA_EXCEEDED, "global_max_clients reached");
+            return;
+        }
     }
 
     if (c->will_flag) {
-        if (c->will_qos > lc->max_qos)
-            return refuse(cl, CX_RC_QOS_NOT_SUPPORTED, "will QoS above max_qos");
-        if (c->will_retain && !lim->retain_available)
-            return refuse(cl, CX_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+        if (c->will_qos > lc->max_qos) {
+            refuse(cl, CX_RC_QOS_NOT_SUPPORTED, "will QoS above max_qos");
+            return;
+        }
+        if (c->will_retain && !lim->retain_available) {
+            refuse(cl, CX_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+            return;
+        }
     }
 
     /* Find or create the session; a session owned by another worker gets this connection
@@ -397,8 +435,10 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             break;
         }
         cx_session_t *fresh = cx_session_new(w, id);
-        if (!fresh)
-            return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "out of memory");
+        if (!fresh) {
+            refuse(cl, CX_RC_SERVER_UNAVAILABLE, "out of memory");
+            return;
+        }
         cx_session_t *holder = cx_registry_insert(reg, fresh);
         if (holder == fresh) {
             s = holder; /* refs: the alive one from cx_session_new, ours from the insert */
@@ -413,8 +453,10 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         if (holder)
             cx_session_unref(holder);
     }
-    if (!s)
-        return refuse(cl, CX_RC_SERVER_UNAVAILABLE, "client id registry busy");
+    if (!s) {
+        refuse(cl, CX_RC_SERVER_UNAVAILABLE, "client id registry busy");
+        return;
+    }
 
     bool present = false;
     if (c->clean_start) {
@@ -438,15 +480,15 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     atomic_store_explicit(&s->online, true, memory_order_relaxed);
     cl->session = s; /* the reference from the registry lookup */
     if (v5) {
-        s->expiry_interval = cx_mqtt_props_has(&c->props, CX_PROP_SESSION_EXPIRY)
-                                 ? c->props.session_expiry
-                                 : 0;
+        s->expiry_interval =
+            cx_mqtt_props_has(&c->props, CX_PROP_SESSION_EXPIRY) ? c->props.session_expiry : 0;
     } else if (c->clean_start) {
         s->expiry_interval = 0;
     } else {
         int64_t pce = lim->persistent_client_expiration;
-        s->expiry_interval = pce > 0 ? (pce >= CX_EXPIRY_NEVER ? CX_EXPIRY_NEVER - 1 : (uint32_t)pce)
-                                     : CX_EXPIRY_NEVER;
+        s->expiry_interval = pce > 0
+                                 ? (pce >= CX_EXPIRY_NEVER ? CX_EXPIRY_NEVER - 1 : (uint32_t)pce)
+                                 : CX_EXPIRY_NEVER;
     }
     if (c->will_flag) {
         s->will = make_will(cl, c, s);
@@ -470,10 +512,10 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             cl->recv_max_out = c->props.receive_max;
         if (cx_mqtt_props_has(&c->props, CX_PROP_MAX_PACKET_SIZE))
             cl->max_packet_out = c->props.max_packet_size;
-        uint16_t client_alias_max = cx_mqtt_props_has(&c->props, CX_PROP_TOPIC_ALIAS_MAX)
-                                        ? c->props.topic_alias_max
-                                        : 0;
-        uint16_t broker_max = lc->max_topic_alias_broker > 0 ? (uint16_t)lc->max_topic_alias_broker : 0;
+        uint16_t client_alias_max =
+            cx_mqtt_props_has(&c->props, CX_PROP_TOPIC_ALIAS_MAX) ? c->props.topic_alias_max : 0;
+        uint16_t broker_max =
+            lc->max_topic_alias_broker > 0 ? (uint16_t)lc->max_topic_alias_broker : 0;
         cl->alias_out_max = client_alias_max < broker_max ? client_alias_max : broker_max;
         if (cl->alias_out_max) {
             cl->alias_out = cx_calloc(1, sizeof *cl->alias_out);
@@ -526,8 +568,9 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     (void)now_connected;
     if (lim->connection_messages)
         cx_log(CX_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d%s%.*s).",
-               cl->conn->peer, s->client_id, c->protocol_level == CX_MQTT_V5 ? 5 : c->protocol_level - 2,
-               c->clean_start ? 1 : 0, keepalive, c->has_username ? ", u'" : "",
+               cl->conn->peer, s->client_id,
+               c->protocol_level == CX_MQTT_V5 ? 5 : c->protocol_level - 2, c->clean_start ? 1 : 0,
+               keepalive, c->has_username ? ", u'" : "",
                c->has_username ? (int)c->username.len + 1 : 0,
                c->has_username ? cl->username ? cl->username : "" : "");
     if (present)
@@ -544,35 +587,49 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     const cx_listener_conf_t *lc = cl->lconf;
     bool v5 = cl->version == CX_MQTT_V5;
 
-    if (p->qos > lc->max_qos)
-        return cx_client_disconnect(cl, CX_RC_QOS_NOT_SUPPORTED, "QoS above max_qos");
-    if (p->retain && !w->limits.retain_available)
-        return cx_client_disconnect(cl, CX_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+    if (p->qos > lc->max_qos) {
+        cx_client_disconnect(cl, CX_RC_QOS_NOT_SUPPORTED, "QoS above max_qos");
+        return;
+    }
+    if (p->retain && !w->limits.retain_available) {
+        cx_client_disconnect(cl, CX_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+        return;
+    }
 
     cx_str_t topic = p->topic;
     if (v5 && cx_mqtt_props_has(&p->props, CX_PROP_TOPIC_ALIAS)) {
         uint16_t a = p->props.topic_alias;
-        if (a == 0 || a > cl->alias_in_max)
-            return cx_client_disconnect(cl, CX_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+        if (a == 0 || a > cl->alias_in_max) {
+            cx_client_disconnect(cl, CX_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
+            return;
+        }
         if (!cl->alias_in) {
             cl->alias_in = cx_calloc(cl->alias_in_max + 1u, sizeof(char *));
-            if (!cl->alias_in)
-                return fail_oom(cl);
+            if (!cl->alias_in) {
+                fail_oom(cl);
+                return;
+            }
         }
         if (topic.len == 0) {
-            if (!cl->alias_in[a])
-                return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unknown topic alias");
+            if (!cl->alias_in[a]) {
+                cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unknown topic alias");
+                return;
+            }
             topic = cx_str_from_cstr(cl->alias_in[a]);
         } else {
             char *t = cx_strndup((const char *)topic.p, topic.len);
-            if (!t)
-                return fail_oom(cl);
+            if (!t) {
+                fail_oom(cl);
+                return;
+            }
             cx_free(cl->alias_in[a]);
             cl->alias_in[a] = t;
         }
     }
-    if (topic.len == 0)
-        return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "empty topic without alias");
+    if (topic.len == 0) {
+        cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "empty topic without alias");
+        return;
+    }
 
     if (p->qos == 2) {
         int r = cx_session_qos2_in_add(s, p->packet_id);
@@ -582,11 +639,14 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
             cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, CX_RC_SUCCESS);
             return;
         }
-        if (r < 0)
-            return fail_oom(cl);
-        if (s->qos2_in_count > cl->server_recv_max)
-            return cx_client_disconnect(cl, CX_RC_RECEIVE_MAX_EXCEEDED,
-                                        "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
+        if (r < 0) {
+            fail_oom(cl);
+            return;
+        }
+        if (s->qos2_in_count > cl->server_recv_max) {
+            cx_client_disconnect(cl, CX_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+            return;
+        } /* [MQTT-3.3.4-9] */
     }
 
     atomic_fetch_add_explicit(&w->ctr.pub_received, 1, memory_order_relaxed);
@@ -598,13 +658,17 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     if (deliver) {
         char buf[512], *heap;
         topic = mounted(cl, topic, buf, sizeof buf, &heap);
-        if (!topic.p)
-            return fail_oom(cl);
+        if (!topic.p) {
+            fail_oom(cl);
+            return;
+        }
         cx_msg_t *m = cx_msg_new(topic, p->payload, v5 ? &p->props : NULL, p->qos, p->retain, s,
                                  (int64_t)cx_loop_now(w->loop));
         cx_free(heap);
-        if (!m)
-            return fail_oom(cl);
+        if (!m) {
+            fail_oom(cl);
+            return;
+        }
         if (p->retain)
             cx_route_retain(w, m);
         matched = cx_route_publish(w, m, s);
@@ -644,8 +708,7 @@ static void retained_cb(void *ud, cx_str_t topic, void *value)
     cx_msg_t *m = value;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
     /* Retained messages sent because of a subscription keep retain = 1 [MQTT-3.3.1-8]. */
-    cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL,
-                       rc->sub_id ? 1 : 0);
+    cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL, rc->sub_id ? 1 : 0);
 }
 
 static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
@@ -655,11 +718,14 @@ static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
     uint8_t rcs_small[32];
     uint8_t *rcs = sub->count <= 32 ? rcs_small : cx_arena_alloc(&w->arena, sub->count);
     uint8_t *send_retained = cx_arena_alloc(&w->arena, sub->count);
-    if (!rcs || !send_retained)
-        return fail_oom(cl);
-    uint32_t sub_id = cx_mqtt_props_has(&sub->props, CX_PROP_SUBSCRIPTION_ID) && sub->props.sub_id_count
-                          ? sub->props.sub_ids[0]
-                          : 0;
+    if (!rcs || !send_retained) {
+        fail_oom(cl);
+        return;
+    }
+    uint32_t sub_id =
+        cx_mqtt_props_has(&sub->props, CX_PROP_SUBSCRIPTION_ID) && sub->props.sub_id_count
+            ? sub->props.sub_ids[0]
+            : 0;
     for (size_t i = 0; i < sub->count; i++) {
         const cx_mqtt_sub_entry_t *e = &sub->entries[i];
         cx_str_t group = CX_STR_NULL, real = e->filter;
@@ -675,9 +741,11 @@ static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
             continue;
         }
         uint8_t granted = e->qos < cl->lconf->max_qos ? e->qos : (uint8_t)cl->lconf->max_qos;
-        cx_sub_opts_t opts = {.qos = granted, .no_local = e->no_local,
+        cx_sub_opts_t opts = {.qos = granted,
+                              .no_local = e->no_local,
                               .retain_as_published = e->retain_as_published,
-                              .retain_handling = e->retain_handling, .sub_id = sub_id};
+                              .retain_handling = e->retain_handling,
+                              .sub_id = sub_id};
         int r = cx_subtree_add(w->broker->subs, full, group, s, &opts);
         if (r >= 0 && cx_session_sub_add(s, full, group, &opts) < 0) {
             cx_subtree_remove(w->broker->subs, full, group, s);
@@ -691,7 +759,8 @@ static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
         rcs[i] = granted;
         /* Retain Handling: 0 = always, 1 = only for a new subscription, 2 = never
          * [MQTT-3.3.1-9..11]. Shared subscriptions never get retained messages. */
-        send_retained[i] = !shared && (e->retain_handling == 0 || (e->retain_handling == 1 && r == 1));
+        send_retained[i] =
+            !shared && (e->retain_handling == 0 || (e->retain_handling == 1 && r == 1));
         cx_log(CX_LOG_SUBSCRIBE, "%s %d %.*s", s->client_id, granted, (int)e->filter.len,
                (const char *)e->filter.p);
     }
@@ -702,8 +771,10 @@ static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
             break;
         }
     size_t before = cx_buf_used(outbuf(cl));
-    if (cx_mqtt_encode_suback(outbuf(cl), (cx_mqtt_version)cl->version, CX_MQTT_SUBACK, &sa))
-        return fail_oom(cl);
+    if (cx_mqtt_encode_suback(outbuf(cl), (cx_mqtt_version)cl->version, CX_MQTT_SUBACK, &sa)) {
+        fail_oom(cl);
+        return;
+    }
     sent(cl, before);
 
     for (size_t i = 0; i < sub->count; i++) {
@@ -724,8 +795,10 @@ static void handle_unsubscribe(cx_client_t *cl, const cx_mqtt_unsubscribe_t *u)
     cx_worker_t *w = cl->worker;
     cx_session_t *s = cl->session;
     uint8_t *rcs = cx_arena_alloc(&w->arena, u->count);
-    if (!rcs)
-        return fail_oom(cl);
+    if (!rcs) {
+        fail_oom(cl);
+        return;
+    }
     for (size_t i = 0; i < u->count; i++) {
         cx_str_t group = CX_STR_NULL, real = u->filters[i];
         if (cx_mqtt_shared_parse(u->filters[i], &group, &real) < 0) {
@@ -747,8 +820,10 @@ static void handle_unsubscribe(cx_client_t *cl, const cx_mqtt_unsubscribe_t *u)
     }
     cx_mqtt_suback_t ua = {.packet_id = u->packet_id, .rcs = rcs, .count = u->count};
     size_t before = cx_buf_used(outbuf(cl));
-    if (cx_mqtt_encode_suback(outbuf(cl), (cx_mqtt_version)cl->version, CX_MQTT_UNSUBACK, &ua))
-        return fail_oom(cl);
+    if (cx_mqtt_encode_suback(outbuf(cl), (cx_mqtt_version)cl->version, CX_MQTT_UNSUBACK, &ua)) {
+        fail_oom(cl);
+        return;
+    }
     sent(cl, before);
 }
 
@@ -757,9 +832,11 @@ static void handle_disconnect(cx_client_t *cl, const cx_mqtt_reason_t *r)
     cx_session_t *s = cl->session;
     if (cl->version == CX_MQTT_V5 && cx_mqtt_props_has(&r->props, CX_PROP_SESSION_EXPIRY)) {
         /* A session that was to end at disconnect cannot be extended [MQTT-3.14.2-2]. */
-        if (s->expiry_interval == 0 && r->props.session_expiry != 0)
-            return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR,
-                                        "session expiry set on DISCONNECT after 0 on CONNECT");
+        if (s->expiry_interval == 0 && r->props.session_expiry != 0) {
+            cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR,
+                                 "session expiry set on DISCONNECT after 0 on CONNECT");
+            return;
+        }
         s->expiry_interval = r->props.session_expiry;
     }
     /* 0x04 asks for the will; anything else from the client is a normal end. */
@@ -791,8 +868,10 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
         memset(&p, 0, sizeof p); /* a failed CONNECT decode may leave the level unset */
     int rc = cx_mqtt_decode(pkt, len, ver, false, &w->arena, &p, &err);
     const char *who = cl->session ? cl->session->client_id : cl->conn->peer;
-    if (rc == CX_ENOMEM)
-        return fail_oom(cl);
+    if (rc == CX_ENOMEM) {
+        fail_oom(cl);
+        return;
+    }
     if (rc != CX_OK) {
         if (cl->state == CX_CL_NEW) {
             /* Answer a CONNECT we can read the version of; anything else just closes
@@ -802,64 +881,105 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
                 /* Answered in the version the client asked for if we know it, else 3.1.1
                  * (return code 1) [MQTT-3.1.2-2]. */
                 cl->version = p.u.connect.protocol_level == CX_MQTT_V5 ? CX_MQTT_V5 : CX_MQTT_V311;
-                return refuse(cl, err.rc, "unsupported protocol version");
+                {
+                    refuse(cl, err.rc, "unsupported protocol version");
+                    return;
+                }
             }
             if (is_connect && p.u.connect.protocol_level == CX_MQTT_V5) {
                 /* v5 lets the server say why before closing [MQTT-3.2.2-6]; 3.x has no
                  * code for a malformed CONNECT, so it is just closed [MQTT-3.1.4-1]. */
                 cl->version = CX_MQTT_V5;
-                return refuse(cl, err.rc, err.msg ? err.msg : "malformed CONNECT");
+                {
+                    refuse(cl, err.rc, err.msg ? err.msg : "malformed CONNECT");
+                    return;
+                }
             }
             cx_log(CX_LOG_NOTICE, "Bad first packet from %s: %s.", cl->conn->peer,
                    err.msg ? err.msg : "malformed");
             cl->state = CX_CL_CLOSING;
-            return cx_conn_close(cl->conn, CX_EPROTO);
+            {
+                cx_conn_close(cl->conn, CX_EPROTO);
+                return;
+            }
         }
         cx_log(CX_LOG_NOTICE, "Client %s disconnected: %s (%s).", who,
                err.msg ? err.msg : "malformed packet", cx_mqtt_rc_name(err.rc));
-        return cx_client_disconnect(cl, err.rc ? err.rc : CX_RC_MALFORMED_PACKET, err.msg);
+        {
+            cx_client_disconnect(cl, err.rc ? err.rc : CX_RC_MALFORMED_PACKET, err.msg);
+            return;
+        }
     }
     atomic_fetch_add_explicit(&w->ctr.msgs_received, 1, memory_order_relaxed);
     if (cl->state == CX_CL_NEW) {
         if (p.type != CX_MQTT_CONNECT) {
-            cx_log(CX_LOG_NOTICE, "Client from %s sent %s before CONNECT; closing.",
-                   cl->conn->peer, cx_mqtt_type_name(p.type));
+            cx_log(CX_LOG_NOTICE, "Client from %s sent %s before CONNECT; closing.", cl->conn->peer,
+                   cx_mqtt_type_name(p.type));
             cl->state = CX_CL_CLOSING;
-            return cx_conn_close(cl->conn, CX_EPROTO); /* [MQTT-3.1.0-1] */
+            {
+                cx_conn_close(cl->conn, CX_EPROTO);
+                return;
+            } /* [MQTT-3.1.0-1] */
         }
-        return handle_connect(cl, &p.u.connect);
+        {
+            handle_connect(cl, &p.u.connect);
+            return;
+        }
     }
     switch (p.type) {
-    case CX_MQTT_CONNECT:
-        return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "second CONNECT"); /* [MQTT-3.1.0-2] */
-    case CX_MQTT_PUBLISH:
-        return handle_publish(cl, &p.u.publish);
+    case CX_MQTT_CONNECT: {
+        cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "second CONNECT");
+        return;
+    } /* [MQTT-3.1.0-2] */
+    case CX_MQTT_PUBLISH: {
+        handle_publish(cl, &p.u.publish);
+        return;
+    }
     case CX_MQTT_PUBACK:
     case CX_MQTT_PUBREC:
     case CX_MQTT_PUBREL:
-    case CX_MQTT_PUBCOMP:
-        return handle_ack(cl, p.type, &p.u.ack);
-    case CX_MQTT_SUBSCRIBE:
-        return handle_subscribe(cl, &p.u.subscribe);
-    case CX_MQTT_UNSUBSCRIBE:
-        return handle_unsubscribe(cl, &p.u.unsubscribe);
+    case CX_MQTT_PUBCOMP: {
+        handle_ack(cl, p.type, &p.u.ack);
+        return;
+    }
+    case CX_MQTT_SUBSCRIBE: {
+        handle_subscribe(cl, &p.u.subscribe);
+        return;
+    }
+    case CX_MQTT_UNSUBSCRIBE: {
+        handle_unsubscribe(cl, &p.u.unsubscribe);
+        return;
+    }
     case CX_MQTT_PINGREQ: {
         size_t before = cx_buf_used(outbuf(cl));
-        if (cx_mqtt_encode_ping(outbuf(cl), CX_MQTT_PINGRESP))
-            return fail_oom(cl);
-        return sent(cl, before);
+        if (cx_mqtt_encode_ping(outbuf(cl), CX_MQTT_PINGRESP)) {
+            fail_oom(cl);
+            return;
+        }
+        {
+            sent(cl, before);
+            return;
+        }
     }
-    case CX_MQTT_DISCONNECT:
-        return handle_disconnect(cl, &p.u.reason);
+    case CX_MQTT_DISCONNECT: {
+        handle_disconnect(cl, &p.u.reason);
+        return;
+    }
     case CX_MQTT_AUTH:
         /* AUTH is only valid inside an exchange started by CONNECT's Authentication Method,
          * and CONNECT refuses those until a plugin provides a method [MQTT-4.12.0-1]. */
-        return cx_client_disconnect(cl, auth_extension(cl, &p.u.reason) == CX_RC_BAD_AUTH_METHOD
-                                            ? CX_RC_PROTOCOL_ERROR
-                                            : CX_RC_BAD_AUTH_METHOD,
-                                    "AUTH without an authentication method");
-    default:
-        return cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unexpected packet type");
+        {
+            cx_client_disconnect(cl,
+                                 auth_extension(cl, &p.u.reason) == CX_RC_BAD_AUTH_METHOD
+                                     ? CX_RC_PROTOCOL_ERROR
+                                     : CX_RC_BAD_AUTH_METHOD,
+                                 "AUTH without an authentication method");
+            return;
+        }
+    default: {
+        cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unexpected packet type");
+        return;
+    }
     }
 }
 
@@ -893,7 +1013,10 @@ static void on_read(cx_conn_t *c)
             cx_log(CX_LOG_NOTICE, "Connection from %s did not start with CONNECT; closing.",
                    c->peer);
             cl->state = CX_CL_CLOSING;
-            return cx_conn_close(c, CX_EPROTO);
+            {
+                cx_conn_close(c, CX_EPROTO);
+                return;
+            }
         }
         size_t hl;
         uint32_t rl;
@@ -903,15 +1026,22 @@ static void on_read(cx_conn_t *c)
             break;
         if (rc != CX_OK) {
             cx_log(CX_LOG_NOTICE, "Client %s sent a malformed packet: %s.",
-                   cl->session ? cl->session->client_id : c->peer, err.msg ? err.msg : "bad length");
-            return cx_client_disconnect(cl, CX_RC_MALFORMED_PACKET, err.msg);
+                   cl->session ? cl->session->client_id : c->peer,
+                   err.msg ? err.msg : "bad length");
+            {
+                cx_client_disconnect(cl, CX_RC_MALFORMED_PACKET, err.msg);
+                return;
+            }
         }
         size_t total = hl + rl;
         if (maxp && total > maxp) {
             /* [MQTT-3.2.2-15]: the server closes with 0x95 on a packet over its maximum. */
             cx_log(CX_LOG_NOTICE, "Client %s sent a packet of %zu bytes, over max_packet_size.",
                    cl->session ? cl->session->client_id : c->peer, total);
-            return cx_client_disconnect(cl, CX_RC_PACKET_TOO_LARGE, "packet too large");
+            {
+                cx_client_disconnect(cl, CX_RC_PACKET_TOO_LARGE, "packet too large");
+                return;
+            }
         }
         if (total > avail)
             break;
@@ -978,7 +1108,8 @@ void cx_client_tick(cx_client_t *cl, int64_t now)
         return;
     if (cl->state == CX_CL_NEW) {
         if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {
-            cx_log(CX_LOG_NOTICE, "Client %s did not send CONNECT in time; closing.", cl->conn->peer);
+            cx_log(CX_LOG_NOTICE, "Client %s did not send CONNECT in time; closing.",
+                   cl->conn->peer);
             cl->state = CX_CL_CLOSING;
             cx_conn_close(cl->conn, CX_ECLOSED);
         }

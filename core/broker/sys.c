@@ -3,6 +3,7 @@
 #include "sys.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,13 +46,19 @@ static void publish_u64(cx_worker_t *w, const char *topic, uint64_t v)
     publish(w, topic, buf);
 }
 
-#define SUM(field)                                                                      \
-    ({                                                                                  \
-        uint64_t s_ = 0;                                                                \
-        for (size_t i_ = 0; i_ < b->nworkers; i_++)                                     \
-            s_ += atomic_load_explicit(&b->workers[i_].ctr.field, memory_order_relaxed); \
-        s_;                                                                             \
-    })
+/* Sum of one counter over every worker; `off` is the counter's offset in cx_counters_t. */
+static uint64_t sum_counter(const cx_broker_t *b, size_t off)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < b->nworkers; i++) {
+        const atomic_uint_fast64_t *c =
+            (const atomic_uint_fast64_t *)((const char *)&b->workers[i].ctr + off);
+        total += atomic_load_explicit(c, memory_order_relaxed);
+    }
+    return total;
+}
+
+#define SUM(field) sum_counter(b, offsetof(cx_counters_t, field))
 
 void cx_sys_init(cx_broker_t *b)
 {
