@@ -72,10 +72,11 @@ class Sub:
             self.test.fail("mosquitto_sub did not exit within %.0f s" % timeout)
 
     def stop(self, sig=signal.SIGTERM):
+        """Stop by PID; a client that ignores SIGTERM for 1 s is killed."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
             try:
-                self.proc.wait(TIMEOUT)
+                self.proc.wait(1.0)
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
@@ -132,6 +133,7 @@ class CommandLineClients(BrokerTest):
         self.pub("-V", "mqttv31", "-t", t, "-m", "to everyone")
         for s in subs:
             self.assertEqual(s.message(), "%s|0|0|to everyone" % t)
+            self.assertEqual(s.wait_exit(), 0)
 
     def test_qos2(self):
         """mosquitto_pub -q 2 to mosquitto_sub -q 2: delivered once at QoS 2."""
@@ -151,6 +153,7 @@ class CommandLineClients(BrokerTest):
         self.pub("-t", t, "-m", "kept", "-r", "-q", "1")
         s = self.sub("-V", "mqttv5", "-t", t, "-C", "1")
         self.assertEqual(s.message(), "%s|0|1|kept" % t)
+        self.assertEqual(s.wait_exit(), 0)
 
     def test_retained_cleared_with_null(self):
         """mosquitto_pub -r -n (empty retained payload) clears the retained message."""
@@ -175,6 +178,7 @@ class CommandLineClients(BrokerTest):
                  "-D", "publish", "content-type", "text/plain",
                  "-D", "publish", "response-topic", "reply/here")
         self.assertEqual(s.message(), "text/plain|reply/here|colour:blue|body")
+        self.assertEqual(s.wait_exit(), 0)
 
     def test_lines_from_stdin(self):
         """mosquitto_pub -l sends one message per input line, in order."""
@@ -184,6 +188,7 @@ class CommandLineClients(BrokerTest):
         self.pub("-t", t, "-l", "-q", "1", stdin=b"".join(b"line %d\n" % i for i in range(5)))
         self.assertEqual([s.message() for _ in range(5)],
                          ["%s|1|0|line %d" % (t, i) for i in range(5)])
+        self.assertEqual(s.wait_exit(), 0)
 
     def test_file_payload(self):
         """mosquitto_pub -f sends a binary file as the payload, byte for byte."""
@@ -226,12 +231,13 @@ class CommandLineClients(BrokerTest):
         """mosquitto_sub -c -i ID keeps its session: a QoS 1 message published while it is
         away is delivered when it comes back."""
         t, cid = unique("clisess/"), unique("clisub")
-        s = self.sub("-V", "mqttv311", "-c", "-i", cid, "-q", "1", "-t", t)
+        s = self.sub("-V", "mqttv311", "-c", "-i", cid, "-q", "1", "-t", t, "-E")
         s.wait_subscribed()
-        s.stop()
+        self.assertEqual(s.wait_exit(), 0)     # -E: disconnects once subscribed
         self.pub("-t", t, "-m", "while away", "-q", "1")
         s = self.sub("-V", "mqttv311", "-c", "-i", cid, "-q", "1", "-t", t, "-C", "1")
         self.assertEqual(s.message(), "%s|1|0|while away" % t)
+        self.assertEqual(s.wait_exit(), 0)
 
 
 if __name__ == "__main__":
