@@ -8,7 +8,7 @@ import time
 import unittest
 
 from harness import (
-    Broker, BrokerTest, culex_only, mosquitto_departs, free_port, listening_sockets,
+    P_ASSIGNED_CLIENT_ID, RC_PACKET_TOO_LARGE, Broker, BrokerTest, culex_only, mosquitto_departs, free_port, listening_sockets,
     port_accepts, port_is_free, run_broker_once, unique, TIMEOUT,
 )
 
@@ -305,6 +305,29 @@ class ConfigFile(BrokerTest):
         m = inside.recv_publish()
         self.assertEqual((m.topic, m.payload), (t, b"to inside"))
 
+    def test_auto_id_prefix(self):
+        """The deprecated `auto_id_prefix` sets the prefix of assigned client ids
+        ([MQTT-3.2.2-16] Assigned Client Identifier; mosquitto.conf auto_id_prefix)."""
+        b = self.start_broker(["auto_id_prefix zz-"])
+        c = self.raw(b, 5)
+        self.assertTrue(c.connect("").props.get(P_ASSIGNED_CLIENT_ID, "").startswith("zz-"))
+
+    def test_message_size_limit(self):
+        """The deprecated `message_size_limit` drops larger payloads: v5 gets PUBACK 0x95
+        (Packet too large), 3.1.1 a plain PUBACK; the message is not delivered, smaller ones
+        are (mosquitto.conf message_size_limit)."""
+        b = self.start_broker(["message_size_limit 100"])
+        t = unique("msl/")
+        s = self.raw_connected(b, unique("s"), 5)
+        s.subscribe(t, qos=1)
+        c5 = self.raw_connected(b, unique("c"), 5)
+        self.assertEqual(c5.publish(t, b"x" * 200, qos=1).rc, RC_PACKET_TOO_LARGE)
+        c4 = self.raw_connected(b, unique("c"), 4)
+        c4.publish(t, b"x" * 200, qos=1)
+        c4.publish(t, b"small", qos=1)
+        self.assertEqual(s.recv_publish().payload, b"small")
+        s.expect_nothing(0.1)
+
     def test_pid_file(self):
         """`pid_file` receives the broker's PID."""
         b = self.start_broker(start=False)
@@ -380,6 +403,25 @@ class Signals(BrokerTest):
             c.close()
             return rc == 5
         self.wait_until(refused, what="reload to refuse anonymous clients", interval=0.05)
+
+    def test_sighup_reloads_logging(self):
+        """SIGHUP reloads logging: after switching `log_dest file` to a new file with
+        `log_type all`, new connections are logged there."""
+        b = self.start_broker(start=False)
+        first, second = b.path("first.log"), b.path("second.log")
+        b.lines = ["log_dest file %s" % first, "log_type error"]
+        b.start()
+        b.lines = ["log_dest file %s" % second, "log_type all"]
+        b.write_config()
+        b.send_signal(signal.SIGHUP)
+        def logged():
+            cid = unique("hup-log-")
+            c = self.raw(b, 4)
+            c.connect(cid)
+            c.disconnect()
+            return cid in read_file(second)
+        self.wait_until(logged, what="connections logged to the reloaded log file",
+                        interval=0.05)
 
     def test_sigusr2_dumps_subscriptions(self):
         """SIGUSR2 writes the subscription tree to the log: the levels of a subscribed
