@@ -30,8 +30,7 @@ void cx_limits_from_config(cx_limits_t *l, const cx_config_t *c)
     l->max_queued_bytes = c->max_queued_bytes;
     l->max_keepalive = c->max_keepalive;
     l->max_packet_size = c->max_packet_size;
-    if (c->message_size_limit && c->message_size_limit + 1024 < l->max_packet_size)
-        l->max_packet_size = c->message_size_limit + 1024; /* header room over the payload */
+    l->message_size_limit = c->message_size_limit;
     l->queue_qos0_messages = c->queue_qos0_messages;
     l->retain_available = c->retain_available;
     l->upgrade_outgoing_qos = c->upgrade_outgoing_qos;

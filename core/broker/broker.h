@@ -45,6 +45,7 @@ typedef struct cx_limits {
     size_t max_queued_bytes;
     int max_keepalive;
     size_t max_packet_size;     /* 0 = unlimited */
+    size_t message_size_limit;  /* payloads above it are dropped (acknowledged); 0 = none */
     bool queue_qos0_messages;
     bool retain_available;
     bool upgrade_outgoing_qos;

@@ -631,6 +631,26 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
         return;
     }
 
+    /* message_size_limit (deprecated, still common): the message is dropped but
+     * acknowledged, with 0x95 where the protocol can say so; the client stays connected. */
+    size_t msl = w->limits.message_size_limit;
+    if (msl && p->payload.len > msl) {
+        cx_log(CX_LOG_NOTICE, "Dropped a %zu byte message from %s: over message_size_limit.",
+               p->payload.len, s->client_id);
+        atomic_fetch_add_explicit(&w->ctr.msgs_dropped, 1, memory_order_relaxed);
+        uint8_t rc = v5 ? CX_RC_PACKET_TOO_LARGE : CX_RC_SUCCESS;
+        if (p->qos == 1)
+            cx_client_send_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
+        else if (p->qos == 2) {
+            if (!v5 && cx_session_qos2_in_add(s, p->packet_id) < 0) {
+                fail_oom(cl);
+                return;
+            }
+            cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
+        }
+        return;
+    }
+
     if (p->qos == 2) {
         int r = cx_session_qos2_in_add(s, p->packet_id);
         if (r == 0) {

@@ -151,8 +151,12 @@ static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
         p->msg = cx_msg_ref(msg);
         p->count = 0;
         for (size_t i = 0; i < n; i++)
-            if (w->targets[i].session && w->targets[i].session->worker->index == wi)
+            if (w->targets[i].session && w->targets[i].session->worker->index == wi) {
                 p->items[p->count++] = w->targets[i];
+                /* The batch owns the reference now; the other worker may free the session
+                 * as soon as it is posted, so it must not be looked at here again. */
+                w->targets[i].session = NULL;
+            }
         cx_loop_post(b->workers[wi].loop, &p->base);
     }
     /* This worker: deliver now. */

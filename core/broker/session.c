@@ -450,9 +450,12 @@ void cx_session_end(cx_session_t *s)
     s->dead = true;
     cx_worker_t *w = s->worker;
     unsubscribe_all(s);
-    hand_shared_to_others(s, &s->inflight);
-    hand_shared_to_others(s, &s->queue);
-    cx_session_publish_will(s);
+    /* At shutdown nothing is routed any more: other workers may already be gone. */
+    if (!atomic_load_explicit(&w->broker->shutting_down, memory_order_relaxed)) {
+        hand_shared_to_others(s, &s->inflight);
+        hand_shared_to_others(s, &s->queue);
+        cx_session_publish_will(s);
+    }
     cx_registry_remove(w->broker->registry, s);
     cx_list_remove(&s->worker_link);
     atomic_fetch_sub_explicit(&w->ctr.sessions_total, 1, memory_order_relaxed);

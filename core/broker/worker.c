@@ -213,6 +213,8 @@ static void *thread_main(void *arg)
     int rc = cx_loop_run(w->loop);
     if (rc)
         cx_log(CX_LOG_ERR, "Worker %zu event loop failed: %s.", w->index, cx_strerror(rc));
+    /* Connections closed by the stop request are freed here, outside any event batch. */
+    cx_net_flush(&w->net);
     return NULL;
 }
 

@@ -210,7 +210,6 @@ void cx_net_close_all(cx_netctx_t *n)
     {
         cx_conn_close(cx_container_of(it, cx_conn_t, all_link), CX_ECLOSED);
     }
-    cx_net_flush(n);
 }
 
 static void do_read(cx_conn_t *c)

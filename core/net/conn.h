@@ -64,7 +64,7 @@ struct cx_netctx {
 };
 
 void cx_net_init(cx_netctx_t *n, cx_loop_t *loop, void *ud);
-/* Closes every connection (on shutdown). */
+/* Marks every connection closed (on shutdown); cx_net_flush frees them. */
 void cx_net_close_all(cx_netctx_t *n);
 
 /* Wraps an accepted, non-blocking socket. The connection is not yet on any loop. */
