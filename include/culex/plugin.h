@@ -284,23 +284,24 @@ typedef struct culex_host_api {
 
 /* The entry point every plugin exports. Called once per configured instance (a plugin
  * listed twice, or per listener, gets one call and one `self` each). Returns 0 on success;
- * on failure, non-zero with *errmsg set (host->set_error) — the broker then refuses to
- * start and prints it. */
+ * on failure -1 with *errmsg set (host->set_error) — the broker then refuses to start and
+ * prints it — or CULEX_ERR_ABI_MAJOR. */
 typedef int (*culex_plugin_entry_fn)(const culex_host_api *host, culex_plugin *self,
                                      char **errmsg);
 CULEX_PLUGIN_EXPORT int culex_plugin_entry(const culex_host_api *host, culex_plugin *self,
                                            char **errmsg);
 
+/* culex_plugin_entry's return value when the host's major version is not the one the
+ * plugin was built for. Nothing but the first three members of the table may be touched
+ * then, so no message can be set: the host reports the mismatch itself. */
+#define CULEX_ERR_ABI_MAJOR (-2)
+
 /* The usual start of culex_plugin_entry: refuses a host of another major version and
  * declares the plugin with the ABI minor it was compiled against. */
 #define CULEX_PLUGIN_INIT(host, self, errmsg, desc_name, desc_version, cleanup_fn, cleanup_ud) \
     do {                                                                                \
-        if (!(host) || (host)->abi_major != CULEX_ABI_MAJOR) {                          \
-            if ((host) && (host)->set_error)                                            \
-                (host)->set_error((errmsg), "built for plugin ABI %d, host offers %u",   \
-                                  CULEX_ABI_MAJOR, (unsigned)(host)->abi_major);        \
-            return -1;                                                                  \
-        }                                                                               \
+        if (!(host) || (host)->abi_major != CULEX_ABI_MAJOR)                            \
+            return CULEX_ERR_ABI_MAJOR;                                                 \
         culex_plugin_desc d_ = {sizeof(culex_plugin_desc), (desc_name), (desc_version), \
                                 CULEX_ABI_MINOR, (cleanup_fn), (cleanup_ud)};           \
         if ((host)->declare((self), &d_) != 0) {                                        \
