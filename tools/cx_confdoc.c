@@ -3,7 +3,8 @@
  *
  *   cx_confdoc                   the reference, on stdout
  *   cx_confdoc --check FILE      exit 1 (and say how to fix it) if FILE differs
- *   cx_confdoc --load FILE...    per file: "ok" or the errors (exit 1 if any failed)
+ *   cx_confdoc --load FILE...    per file: "ok" (and its plugin instances) or the errors
+ *                                (exit 1 if any failed)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +68,23 @@ static int load(int n, char **paths)
         if (rc == 0)
             rc = cx_config_finish(cfg, NULL, 0, err, sizeof err);
         if (rc == 0) {
-            printf("%s: ok (%zu listener%s%s)\n", paths[i], cfg->listener_count,
+            printf("%s: ok (%zu listener%s%s", paths[i], cfg->listener_count,
                    cfg->listener_count == 1 ? "" : "s", cfg->local_only ? ", local-only" : "");
+            if (cfg->plugin_count)
+                printf(", %zu plugin%s", cfg->plugin_count, cfg->plugin_count == 1 ? "" : "s");
+            printf(")\n");
+            for (size_t j = 0; j < cfg->plugin_count; j++) {
+                const cx_plugin_conf_t *p = &cfg->plugins[j];
+                printf("  plugin %s%s%s", p->path ? p->path : p->builtin,
+                       p->name ? " as " : "", p->name ? p->name : "");
+                if (p->listener == CX_PLUGIN_GLOBAL)
+                    printf(", every listener");
+                else if (p->listener >= 0)
+                    printf(", listener %d", p->listener);
+                else
+                    printf(", used by %zu listener%s", p->use_count, p->use_count == 1 ? "" : "s");
+                printf(", %zu option%s\n", p->option_count, p->option_count == 1 ? "" : "s");
+            }
         } else {
             printf("%s: FAILED\n%s\n", paths[i], rc == CX_ENOMEM ? "out of memory" : err);
             failed = 1;

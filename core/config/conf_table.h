@@ -38,6 +38,9 @@ enum {
     CX_CONF_NOTDEFAULT = 0x200,   /* needs an explicit `listener`, not the default one */
     CX_CONF_FALSE_OK = 0x400,     /* UNSUPPORTED boolean: `false` (the default) is accepted */
     CX_CONF_SECTION = 0x800,      /* not a directive: a heading for the reference */
+    CX_CONF_EARLY_GLOBAL = 0x1000, /* PERLISTENER: before any listener with
+                                    * per_listener_settings true it still applies, globally
+                                    * (its setter warns), instead of being ignored */
 };
 
 /* The C type of the slot a row writes, used to copy values on reload and compare them. */
@@ -112,11 +115,13 @@ struct cx_conf_ctx {
     long cur_listener;         /* index into cfg->listeners, -1 = none yet */
     long default_listener;     /* index of mosquitto's implicit default listener, -1 */
     bool in_bridge, bridge_refused;
-    bool have_plugin, plugin_refused;
+    long cur_plugin;           /* index into cfg->plugins that plugin_opt_* lines add to, -1
+                                * = none; per file, as in mosquitto */
     bool log_type_set, log_dest_set; /* the first line replaces the default, later ones add */
     bool security_set;         /* a per-listener-capable security option was seen */
     unsigned char *warned;     /* per table row: CX_CONF_WARN_* bits already given */
     bool default_port_set;     /* `port` seen: a second one is worth a warning */
+    const char *directive;     /* the directive being handled, as written (plugin_opt_x) */
     const char *refusing;      /* set by cx_conf_refuse() for the line being handled */
     int abort_rc;              /* set by a setter whose nested work failed and reported */
     const char *refused_notes[32]; /* features already reported, one error line each */
@@ -143,6 +148,8 @@ enum {
     CX_CONF_WARN_DEPRECATED = 0x01,
     CX_CONF_WARN_EXTRA = 0x02,   /* values past the directive's last one, ignored */
     CX_CONF_WARN_IGNORED = 0x04, /* the whole line is ignored */
+    CX_CONF_WARN_SCOPE = 0x08,   /* applied more widely than mosquitto would */
+    CX_CONF_WARN_VALUE = 0x10,   /* a value that is probably not what the user meant */
 };
 
 /* Logs a warning "file:line: directive: text" once per row, kind and load. */
@@ -159,6 +166,21 @@ long cx_conf_add_listener(cx_conf_ctx_t *ctx);
 /* Sets every listener's effective security settings and packet_buffer_size from the raw
  * per-listener and global values (idempotent). Returns 0 or CX_ENOMEM. */
 int cx_conf_resolve_listeners(cx_config_t *cfg);
+
+/* True when s is well-formed UTF-8. */
+bool cx_conf_utf8_valid(const char *s);
+
+/* Plugin instances (plugins.c). */
+/* After a successful load: puts cfg->plugins in load order (config.h), warns about named
+ * instances no listener uses. */
+void cx_conf_plugins_finish(cx_conf_ctx_t *ctx);
+/* Frees every instance. */
+void cx_conf_plugins_free(cx_config_t *cfg);
+/* Local-only mode: drops (and logs) the instances given for the default listener. */
+void cx_conf_plugins_drop_listener_scoped(cx_config_t *cfg);
+/* cx_config_apply_reload's part: options follow `fresh` when it declares the same
+ * instances, else a restart is logged. Returns 0 or CX_ENOMEM. */
+int cx_conf_plugins_reload(cx_config_t *live, const cx_config_t *fresh);
 
 /* Reads one file (include_dir recurses through it). Returns 0, CX_ECONFIG or CX_ENOMEM. */
 int cx_conf_parse_file(cx_conf_ctx_t *ctx, const char *path, int level);
@@ -214,8 +236,20 @@ const char *cx_conf_set_unsupported(cx_conf_ctx_t *, const cx_conf_directive_t *
                                     const cx_conf_args_t *);
 const char *cx_conf_set_connection(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
                                    const cx_conf_args_t *);
+
+/* Plugins (plugins.c). */
 const char *cx_conf_set_plugin(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
                                const cx_conf_args_t *);
+const char *cx_conf_set_plugin_load(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
+                                    const cx_conf_args_t *);
+const char *cx_conf_set_plugin_use(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
+                                   const cx_conf_args_t *);
+const char *cx_conf_set_plugin_opt(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
+                                   const cx_conf_args_t *);
+const char *cx_conf_set_deny_special_chars(cx_conf_ctx_t *, const cx_conf_directive_t *,
+                                           void *, const cx_conf_args_t *);
+const char *cx_conf_set_auth_file(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
+                                  const cx_conf_args_t *);
 
 /* What a setter returns to refuse a feature culex does not have yet: the message
  * "not supported yet (feature)" plus ": detail" when detail_fmt is not NULL. The parser

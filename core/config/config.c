@@ -108,6 +108,7 @@ void cx_config_free(cx_config_t *cfg)
     for (size_t i = 0; i < cfg->listener_count; i++)
         listener_free(&cfg->listeners[i]);
     cx_free(cfg->listeners);
+    cx_conf_plugins_free(cfg);
     /* Every string field is listed in the table; free them from there so a new directive
      * cannot leak. Aliases share an offset, so clear as we go. */
     for (size_t i = 0; i < cx_conf_directive_count; i++) {
@@ -205,6 +206,7 @@ int cx_config_finish(cx_config_t *cfg, const int *cli_ports, size_t n_cli_ports,
         if (from_file)
             cx_log(CX_LOG_WARNING, "no listener, port or bind_address in the configuration: "
                    "local-only mode; listener settings given without a listener are ignored");
+        cx_conf_plugins_drop_listener_scoped(cfg);
         size_t nports = n_cli_ports ? n_cli_ports : 1;
         for (size_t i = 0; i < nports; i++) {
             int port = n_cli_ports ? cli_ports[i] : 1883;
@@ -350,7 +352,7 @@ int cx_config_apply_reload(cx_config_t *live, const cx_config_t *fresh)
     if (!same)
         cx_log(CX_LOG_WARNING, "reload: listener changes need a restart; the listeners "
                "keep their settings");
-    return 0;
+    return cx_conf_plugins_reload(live, fresh);
 }
 
 void cx_config_log_settings(const cx_config_t *cfg, cx_log_settings_t *out)

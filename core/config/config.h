@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "culex/plugin.h" /* culex_option */
+
 struct cx_log_settings;
 
 /* Listener protocols (`protocol`). Only MQTT over TCP or a unix socket is served for now;
@@ -71,6 +73,76 @@ typedef struct cx_listener_conf {
     const char *file;         /* where the listener was declared (NULL for the listeners */
     int line;                 /* of local-only mode); file points into cfg->conf_files */
 } cx_listener_conf_t;
+
+/* cx_plugin_conf_t.listener values other than a listeners[] index. */
+#define CX_PLUGIN_GLOBAL (-1) /* every listener */
+#define CX_PLUGIN_NAMED (-2)  /* `plugin_load NAME PATH`: only the listeners in uses[] */
+
+/* One plugin instance to load: the host calls its entry point once (culex_plugin_entry) and
+ * puts its hooks in the chain of every listener it applies to.
+ *
+ * Where instances come from (mosquitto 2.0/2.1 syntax):
+ *  - `plugin PATH` and the deprecated `auth_plugin PATH`: a new instance. With
+ *    per_listener_settings true it belongs to the listener declared last (listener = that
+ *    index, the implicit default listener included); otherwise it is global. Before any
+ *    listener with per_listener_settings true it is global too, with a warning (mosquitto 2.1
+ *    refuses that, 2.0 files it under a default listener that is never started).
+ *  - `global_plugin PATH` (2.1): a new instance, always global.
+ *  - `plugin_load NAME PATH` (2.1): a named instance, loaded once, listener CX_PLUGIN_NAMED;
+ *    each `plugin_use NAME` (after a `listener` line) appends that listener to uses[], so the
+ *    one instance serves several listeners. plugin_use attaches it whatever
+ *    per_listener_settings says (mosquitto 2.1 then leaves it unused: culex does what the
+ *    line asks). A named instance no listener uses is loaded and hooked nowhere (warned).
+ *  - `password_file PATH` and `acl_file PATH`: the first-party plugin, builtin "auth_file",
+ *    with options `password_file` and `acl_file`. One instance per scope (global, or per
+ *    listener with per_listener_settings true, same placement rule as `plugin`): both
+ *    directives of one scope share it; given twice in a scope, the last path is used (as
+ *    mosquitto 2.1). `allow_anonymous` is not an option of it: it stays a listener setting
+ *    (cx_listener_conf_t.allow_anonymous), the chain's fallback when every hook defers.
+ *
+ * Options: `plugin_opt_NAME VALUE` (or the deprecated `auth_opt_NAME VALUE`; mosquitto takes
+ * either after any plugin line) belongs to the instance of the last plugin, global_plugin,
+ * auth_plugin, plugin_load or plugin_use line of the same file (mosquitto's scope: an option
+ * at the top of an include_dir file is an error). name is NAME; value is the rest of the line,
+ * inner blanks kept. A trailing `# comment` is part of the value, exactly as mosquitto passes
+ * it (`auth_opt_hasher_iterations 180000   # comment` gives "180000   # comment"; culex
+ * warns); blanks at the end of the line are dropped (mosquitto keeps them). The same NAME
+ * twice in one instance is an error; options of an instance come in file order.
+ *
+ * Order: plugins[] is load order, which is also the order of a listener's chain among hooks
+ * of equal priority: the global shared-object instances, then the per-listener and named
+ * ones, each group in file order, then the auth_file instances (global first). So a
+ * listener's chain runs the global plugins before its own (mosquitto 2.1's global_plugin
+ * rule), and plugins before the password and ACL files (mosquitto runs plugin checks before
+ * its built-in ones).
+ *
+ * Instances attached to the implicit default listener are dropped, with a warning, when
+ * local-only mode drops that listener (cx_config_finish), as mosquitto drops its settings.
+ *
+ * Reload: plugins are not reloaded (mosquitto: "not currently reloaded"). When the new file
+ * declares the same instances (same path/builtin/name, scope, uses and deny_special_chars, in
+ * the same order), their options follow the new file, for the host to hand over in
+ * CULEX_EV_RELOAD (this is how auth_file gets a changed password_file or acl_file path);
+ * otherwise the live instances are kept and a restart is logged as needed. */
+typedef struct cx_plugin_conf {
+    char *path;               /* shared object path as written; NULL for a first-party plugin
+                               * named by `builtin` */
+    char *builtin;            /* "auth_file" for the instance made from password_file/acl_file,
+                               * else NULL */
+    char *name;               /* plugin_load NAME (mosquitto 2.1), else NULL */
+    culex_option *options;    /* plugin_opt_* / auth_opt_* lines in file order; name without
+                               * the prefix; strings owned */
+    size_t option_count;
+    int listener;             /* CX_PLUGIN_GLOBAL (-1) = every listener, CX_PLUGIN_NAMED (-2) =
+                               * the listeners in uses[], else an index into listeners[] */
+    int *uses;                /* CX_PLUGIN_NAMED only: listeners[] indexes, in plugin_use order */
+    size_t use_count;
+    bool deny_special_chars;  /* auth_plugin_deny_special_chars after this plugin's line:
+                               * deny ACL checks of clients whose username or client id has
+                               * '+' or '#' before asking the plugin; default true */
+    const char *file;         /* where it was declared (points into conf_files); for */
+    int line;                 /* auth_file, the first password_file/acl_file line of its scope */
+} cx_plugin_conf_t;
 
 typedef struct cx_config {
     /* general & limits */
@@ -121,6 +193,8 @@ typedef struct cx_config {
 
     cx_listener_conf_t *listeners;
     size_t listener_count;
+    cx_plugin_conf_t *plugins;       /* plugin instances in load order (see above) */
+    size_t plugin_count;
     bool local_only;                 /* no listener/port/bind_address anywhere: mosquitto 2
                                       * local-only mode (loopback, anonymous allowed) */
 
@@ -150,6 +224,7 @@ int cx_config_load(cx_config_t *cfg, const char *path, char *err, size_t errlen)
  *  - no `listener`, `port` or `bind_address` anywhere: local-only mode, one listener on
  *    127.0.0.1 and one on ::1 for port 1883 or for each of the -p ports, anonymous clients
  *    allowed unless the file says `allow_anonymous false`;
+ *    plugin instances given for the implicit default listener are dropped with it (logged);
  *  - otherwise the -p ports are ignored (logged), and allow_anonymous defaults to false;
  *  - every listener's effective allow_anonymous, allow_zero_length_clientid,
  *    listener_auto_id_prefix and packet_buffer_size are resolved.
@@ -165,8 +240,9 @@ void cx_config_free(cx_config_t *cfg);
  * defaults: what mosquitto re-reads on SIGHUP) from `fresh` into `live`. Listeners are not
  * reloadable: a change to them is logged as needing a restart, and only their resolved
  * security settings (allow_anonymous, allow_zero_length_clientid, auto id prefix) follow
- * the new file. Other non-reloadable directives that changed are logged likewise. `fresh`
- * is left intact. Returns 0 or CX_ENOMEM (live is then partly updated but consistent). */
+ * the new file. Other non-reloadable directives that changed are logged likewise. Plugin
+ * instances are kept; their options follow the new file when it declares the same instances
+ * (see cx_plugin_conf_t), else a restart is logged as needed. `fresh` is left intact. Returns 0 or CX_ENOMEM (live is then partly updated but consistent). */
 int cx_config_apply_reload(cx_config_t *live, const cx_config_t *fresh);
 
 /* Parses one -p/--port argument: a decimal port 1..65535. Returns 0 or CX_ECONFIG. */

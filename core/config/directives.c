@@ -2,7 +2,7 @@
  *
  * Every directive of mosquitto.conf 2.1.2 (and the deprecated spellings users still have)
  * is a row here, plus culex's own. Rows of features other parts of culex will deliver
- * (TLS, websockets, bridges, plugins, password and ACL files, persistence) are flagged
+ * (TLS, websockets, bridges, persistence, the $CONTROL API) are flagged
  * UNSUPPORTED: the parser recognises them and refuses them with "not supported yet (...)",
  * which is better than "unknown directive" for a user migrating a working file. When a
  * feature lands, its rows get a real setter and lose the flag; the docs follow.
@@ -29,6 +29,8 @@
 #define COMPAT CX_CONF_MOSQ_COMPAT
 #define MULTI CX_CONF_MULTI
 #define DEFL CX_CONF_DEFLISTENER
+#define PERL CX_CONF_PERLISTENER
+#define EARLY CX_CONF_EARLY_GLOBAL
 #define REST CX_CONF_REST
 
 /* The full row, and short forms for the typed setters. */
@@ -167,9 +169,11 @@ const cx_conf_directive_t cx_conf_directives[] = {
     SECTION("Security and authentication",
             "With per_listener_settings true, the directives marked `global or listener` "
             "apply to the listener they follow; otherwise to every listener."),
-    DIR("acl_file", GL | LI, 0, REST, cx_conf_set_unsupported, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_PERLISTENER | CX_CONF_UNSUPPORTED | DEP, "ACL files",
-        "Access control list file."),
+    DIR("acl_file", GL | LI, 1, REST, cx_conf_set_auth_file, CX_CONF_K_NONE, 0, NULL, NULL,
+        PERL | EARLY | RL, NULL,
+        "Access control list file (mosquitto format), read by the built-in auth_file plugin "
+        "together with the password_file of the same scope. Scope and repetition as "
+        "password_file."),
     DIR("allow_anonymous", GL | LI, 1, 1, cx_conf_set_security, CX_CONF_K_INT,
         G(allow_anonymous), &sec_allow_anonymous, "false (true in local-only mode)",
         CX_CONF_PERLISTENER | RL, NULL,
@@ -185,9 +189,12 @@ const cx_conf_directive_t cx_conf_directives[] = {
         "use listener_allow_anonymous and listener_auto_id_prefix",
         "Make the security directives apply per listener. Must come before them; cannot be "
         "turned off once on."),
-    DIR("password_file", GL | LI, 0, REST, cx_conf_set_unsupported, CX_CONF_K_NONE, 0, NULL,
-        NULL, CX_CONF_PERLISTENER | CX_CONF_UNSUPPORTED | DEP, "password files",
-        "Username and password file (mosquitto_passwd format)."),
+    DIR("password_file", GL | LI, 1, REST, cx_conf_set_auth_file, CX_CONF_K_NONE, 0, NULL,
+        NULL, PERL | EARLY | RL, NULL,
+        "Username and password file (mosquitto_passwd format), read by the built-in auth_file "
+        "plugin, which runs after the plugins (mosquitto checks plugins first). With "
+        "per_listener_settings true but no listener yet, it applies to every listener "
+        "(warned). Given twice in a scope, the last one is used."),
     DIR("psk_file", GL | LI, 0, REST, cx_conf_set_unsupported, CX_CONF_K_NONE, 0, NULL, NULL,
         CX_CONF_PERLISTENER | CX_CONF_UNSUPPORTED, "TLS-PSK", "Pre-shared-key file."),
 
@@ -363,29 +370,40 @@ const cx_conf_directive_t cx_conf_directives[] = {
     BRIDGE_ALIAS("username", "remote_username"),
 
     SECTION("Plugins",
-            "Plugins are not supported yet; culex's plugin ABI is not mosquitto's, so "
-            "mosquitto plugins will need a culex build."),
+            "culex plugins use culex's ABI (include/culex/plugin.h), not mosquitto's: a "
+            "mosquitto plugin needs a culex build, and the broker refuses to start when a "
+            "plugin cannot be loaded. Several plugins form a chain, run in load order among "
+            "hooks of equal priority: global plugins first, then the listener's own, then the "
+            "password and ACL files. Plugins are not reloaded on SIGHUP; their options are, "
+            "when the file still declares the same plugins."),
     DIR("plugin", GL | LI, 1, REST, cx_conf_set_plugin, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_PERLISTENER | CX_CONF_UNSUPPORTED | MULTI, "plugins",
-        "Load a plugin (per listener with per_listener_settings true)."),
-    DIR("global_plugin", GL, 1, REST, cx_conf_set_plugin, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_UNSUPPORTED | MULTI, "plugins", "Load a plugin for every listener."),
+        PERL | EARLY | MULTI, NULL,
+        "Load a plugin (the path is the rest of the line). With per_listener_settings true "
+        "it applies to the listener declared last (before any listener: to all, with a "
+        "warning), otherwise to every listener."),
+    DIR("global_plugin", GL, 1, REST, cx_conf_set_plugin, CX_CONF_K_NONE, 0, NULL, NULL, MULTI,
+        NULL, "Load a plugin for every listener, whatever per_listener_settings says."),
     DIR("auth_plugin", GL | LI, 1, REST, cx_conf_set_plugin, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_PERLISTENER | CX_CONF_UNSUPPORTED | DEP | MULTI, "plugins",
-        "Old name of plugin."),
-    DIR("plugin_load", GL, 2, REST, cx_conf_set_plugin, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_UNSUPPORTED | MULTI, "plugins",
-        "`plugin_load NAME PATH`: load a plugin once, to attach with plugin_use."),
-    DIR("plugin_use", LI, 1, 1, cx_conf_set_plugin, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_UNSUPPORTED | CX_CONF_NOTDEFAULT | MULTI, "plugins",
-        "Attach a plugin loaded with plugin_load to this listener."),
-    DIR("plugin_opt_", PL, 0, REST, cx_conf_set_unsupported, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_UNSUPPORTED | CX_CONF_PREFIX | MULTI, "plugins",
-        "`plugin_opt_KEY VALUE`: an option of the plugin declared last."),
-    DIR("auth_opt_", PL, 0, REST, cx_conf_set_unsupported, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_UNSUPPORTED | CX_CONF_PREFIX | DEP | MULTI, "plugins", "Old name of plugin_opt_*."),
-    UNSUP("auth_plugin_deny_special_chars", PL, 0, "plugins", "true",
-          "Deny ACL checks for usernames or client ids containing + or #."),
+        PERL | EARLY | DEP | MULTI, "use plugin", "Old name of plugin."),
+    DIR("plugin_load", GL, 2, REST, cx_conf_set_plugin_load, CX_CONF_K_NONE, 0, NULL, NULL,
+        MULTI, NULL,
+        "`plugin_load NAME PATH`: load a plugin once under NAME; listeners attach it with "
+        "plugin_use."),
+    DIR("plugin_use", LI, 1, 1, cx_conf_set_plugin_use, CX_CONF_K_NONE, 0, NULL, NULL,
+        CX_CONF_NOTDEFAULT | MULTI, NULL,
+        "`plugin_use NAME`: attach the plugin loaded as NAME to this listener (whatever "
+        "per_listener_settings says); following plugin_opt_* lines are its options."),
+    DIR("plugin_opt_", PL, 1, REST, cx_conf_set_plugin_opt, CX_CONF_K_NONE, 0, NULL, NULL,
+        CX_CONF_PREFIX | MULTI | RL, NULL,
+        "`plugin_opt_KEY VALUE`: option KEY of the plugin declared last in the same file. "
+        "VALUE is the rest of the line, a trailing `# comment` included (as mosquitto passes "
+        "it). A KEY given twice for one plugin is an error."),
+    DIR("auth_opt_", PL, 1, REST, cx_conf_set_plugin_opt, CX_CONF_K_NONE, 0, NULL, NULL,
+        CX_CONF_PREFIX | DEP | MULTI | RL, "use plugin_opt_*", "Old name of plugin_opt_*."),
+    DIR("auth_plugin_deny_special_chars", PL, 1, 1, cx_conf_set_deny_special_chars,
+        CX_CONF_K_NONE, 0, NULL, "true", 0, NULL,
+        "Deny the ACL checks of clients whose username or client id contains + or # before "
+        "asking the plugin declared last."),
 };
 
 const size_t cx_conf_directive_count = sizeof cx_conf_directives / sizeof cx_conf_directives[0];
@@ -475,8 +493,9 @@ void cx_config_write_reference(FILE *out)
           "<!-- Regenerate: build/core/cx_confdoc > docs/config-reference.md -->\n\n"
           "culex reads mosquitto.conf: one directive per line, `name value`, `#` starts a "
           "comment line. Values that are one word ignore the rest of the line (so a trailing "
-          "`# comment` is fine); strings and paths take the rest of the line. Errors name "
-          "the file, the line and the directive. Defaults are Mosquitto 2.1's.\n\n"
+          "`# comment` is fine); strings and paths take the rest of the line, and plugin "
+          "options keep a trailing `# comment` in their value, as mosquitto does. Errors "
+          "name the file, the line and the directive. Defaults are Mosquitto 2.1's.\n\n"
           "Flags: *reloadable* = applied on SIGHUP; *deprecated* = accepted with a warning; "
           "*mosquitto compat* = an alias, or accepted for compatibility with no effect; "
           "*not supported yet* = recognised and refused until culex has the feature.\n",

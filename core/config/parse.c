@@ -62,7 +62,8 @@ void cx_conf_warn_once(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, unsigne
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    cx_log(CX_LOG_WARNING, "%s:%d: %s: %s", ctx->file, ctx->line, d->name, text);
+    cx_log(CX_LOG_WARNING, "%s:%d: %s: %s", ctx->file, ctx->line,
+           ctx->directive ? ctx->directive : d->name, text);
 }
 
 /* Remembers a file name for the life of the config (listeners point at it). */
@@ -119,7 +120,7 @@ static void *slot_for(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, const ch
 }
 
 /* Runs one directive line. Returns 0 (done or refused softly), CX_ECONFIG or CX_ENOMEM. */
-static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *rest)
+static int run_directive(cx_conf_ctx_t *ctx, const char *name, const char *rest)
 {
     const cx_conf_directive_t *d = cx_conf_find(name);
     if (!d) {
@@ -138,11 +139,9 @@ static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *re
         else if (ctx->bridge_refused)
             return 0; /* the `connection` line has been refused already */
     } else if (d->scope == CX_CONF_PLUGIN) {
-        if (!ctx->have_plugin)
-            scope_msg = "only valid after a plugin line (plugin, global_plugin, auth_plugin or "
-                        "plugin_load)";
-        else if (ctx->plugin_refused)
-            return 0;
+        if (ctx->cur_plugin < 0)
+            scope_msg = "only valid after a plugin line (plugin, global_plugin, auth_plugin, "
+                        "plugin_load or plugin_use) of the same file";
     } else if (listener_only) {
         bool none = ctx->cur_listener < 0;
         if ((d->flags & CX_CONF_NOTDEFAULT) && (none || ctx->cur_listener == ctx->default_listener))
@@ -150,7 +149,8 @@ static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *re
         else if (none && !(d->flags & CX_CONF_DEFLISTENER))
             scope_msg = "only valid after a `listener` line";
     } else if ((d->flags & CX_CONF_PERLISTENER) && ctx->cfg->per_listener_settings &&
-               ctx->cur_listener < 0 && !(d->flags & CX_CONF_UNSUPPORTED)) {
+               ctx->cur_listener < 0 &&
+               !(d->flags & (CX_CONF_UNSUPPORTED | CX_CONF_EARLY_GLOBAL))) {
         /* mosquitto 2.0 files the value under a default listener that is never started, so
          * it has no effect; 2.1 refuses the file. Real files do this (the corpus has one
          * that 2.0 runs), and ignoring it is never less strict: an unset allow_anonymous
@@ -221,6 +221,16 @@ static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *re
     }
 out:
     cx_free(copy);
+    return rc;
+}
+
+/* run_directive with the name as written known to warnings (prefix rows: plugin_opt_x). */
+static int handle_directive(cx_conf_ctx_t *ctx, const char *name, const char *rest)
+{
+    const char *outer = ctx->directive; /* include_dir handles nested lines */
+    ctx->directive = name;
+    int rc = run_directive(ctx, name, rest);
+    ctx->directive = outer;
     return rc;
 }
 
@@ -307,9 +317,11 @@ int cx_conf_parse_file(cx_conf_ctx_t *ctx, const char *path, int level)
     }
     const char *saved_file = ctx->file;
     int saved_line = ctx->line, saved_level = ctx->level;
+    long saved_plugin = ctx->cur_plugin;
     ctx->file = file;
     ctx->level = level;
     ctx->line = 0;
+    ctx->cur_plugin = -1; /* mosquitto: plugin options follow a plugin line of their file */
 
     char *p = buf, *end = buf + len;
     if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) /* UTF-8 BOM from Windows editors */
@@ -348,6 +360,7 @@ int cx_conf_parse_file(cx_conf_ctx_t *ctx, const char *path, int level)
     ctx->file = saved_file;
     ctx->line = saved_line;
     ctx->level = saved_level;
+    ctx->cur_plugin = saved_plugin;
     return rc;
 }
 
@@ -458,6 +471,7 @@ int cx_config_load(cx_config_t *cfg, const char *path, char *err, size_t errlen)
         .cfg = cfg,
         .cur_listener = -1,
         .default_listener = -1,
+        .cur_plugin = -1,
         .err = err,
         .errlen = errlen,
     };
@@ -472,6 +486,8 @@ int cx_config_load(cx_config_t *cfg, const char *path, char *err, size_t errlen)
     cfg->config_file = cf;
 
     int rc = cx_conf_parse_file(&ctx, path, 0);
+    if (rc == 0 && ctx.nerr == 0)
+        cx_conf_plugins_finish(&ctx);
     cx_free(ctx.warned);
     if (rc == CX_ENOMEM) {
         if (err && errlen)

@@ -61,7 +61,7 @@ static bool parse_ll(const char *s, long long *out)
 
 /* True when the whole string is well-formed UTF-8 (mosquitto refuses malformed UTF-8 in
  * string values: they end up in topics, client ids and log lines). */
-static bool utf8_is_valid(const char *s)
+bool cx_conf_utf8_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
@@ -121,7 +121,7 @@ static const char *store_string(cx_conf_ctx_t *ctx, char **slot, const char *v, 
 {
     if (!*v)
         return "missing value";
-    if (!utf8_is_valid(v))
+    if (!cx_conf_utf8_valid(v))
         return "value is not valid UTF-8";
     if (maxlen && strlen(v) > maxlen)
         return cx_conf_msg(ctx, "value longer than %zu characters", maxlen);
@@ -412,8 +412,8 @@ const char *cx_conf_set_per_listener_settings(cx_conf_ctx_t *ctx, const cx_conf_
     if (ctx->cfg->per_listener_settings)
         return NULL;
     if (b && ctx->security_set)
-        return "must come before allow_anonymous, allow_zero_length_clientid and "
-               "auto_id_prefix (put it at the top of the file)";
+        return "must come before allow_anonymous, allow_zero_length_clientid, auto_id_prefix, "
+               "password_file, acl_file and plugins (put it at the top of the file)";
     ctx->cfg->per_listener_settings = b;
     return NULL;
 }
@@ -570,24 +570,4 @@ const char *cx_conf_set_connection(cx_conf_ctx_t *ctx, const cx_conf_directive_t
     ctx->in_bridge = true;
     ctx->bridge_refused = true;
     return cx_conf_refuse(ctx, d->note, "bridge '%s'", a->argv[0]);
-}
-
-/* plugin / global_plugin / auth_plugin PATH, plugin_load NAME PATH, plugin_use NAME. The
- * message names the plugin file, so a user sees which one culex would have to load. */
-const char *cx_conf_set_plugin(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
-                               const cx_conf_args_t *a)
-{
-    ctx->have_plugin = true;
-    ctx->plugin_refused = true;
-    if (strcmp(d->name, "plugin_use") == 0)
-        return cx_conf_refuse(ctx, d->note, "plugin '%s'", a->argv[0]);
-    const char *path = a->rest;
-    if (strcmp(d->name, "plugin_load") == 0) {
-        path += strlen(a->argv[0]);
-        while (*path == ' ' || *path == '\t')
-            path++;
-        if (!*path)
-            return "missing plugin path: `plugin_load NAME PATH`";
-    }
-    return cx_conf_refuse(ctx, d->note, "cannot load '%s'", path);
 }

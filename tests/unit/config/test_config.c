@@ -777,6 +777,397 @@ static void test_obsolete_and_deprecated(void)
     cx_config_free(c);
 }
 
+/* ---- plugins ------------------------------------------------------------------------------ */
+
+/* The value of option `name` of p, or NULL. */
+static const char *opt(const cx_plugin_conf_t *p, const char *name)
+{
+    for (size_t i = 0; i < p->option_count; i++)
+        if (strcmp(p->options[i].name, name) == 0)
+            return p->options[i].value;
+    return NULL;
+}
+
+static void test_plugin_forms(void)
+{
+    capture_log();
+    cx_config_t *c = load_ok("listener 1883\n"
+                             "plugin /usr/lib/culex/a.so\n"
+                             "plugin_opt_config_file /etc/a.json\n"
+                             "plugin_opt_mode  fast and safe\n"
+                             "auth_plugin_deny_special_chars false\n"
+                             "auth_plugin /mosquitto/go-auth.so\n"
+                             "auth_opt_backends files, postgres, jwt\n"
+                             "plugin_opt_log_level debug\n"
+                             "global_plugin /opt/g.so\n");
+    CHECK_INT_EQ(c->plugin_count, 3);
+    cx_plugin_conf_t *p = &c->plugins[0];
+    CHECK_STR_EQ(p->path, "/usr/lib/culex/a.so");
+    CHECK(p->builtin == NULL && p->name == NULL);
+    CHECK_INT_EQ(p->listener, CX_PLUGIN_GLOBAL);
+    CHECK_INT_EQ(p->option_count, 2);
+    CHECK_STR_EQ(p->options[0].name, "config_file"); /* file order, prefix removed */
+    CHECK_STR_EQ(p->options[0].value, "/etc/a.json");
+    CHECK_STR_EQ(p->options[1].name, "mode");
+    CHECK_STR_EQ(p->options[1].value, "fast and safe"); /* inner blanks kept */
+    CHECK(!p->deny_special_chars);
+    CHECK_HAS(p->file, "main.conf");
+    CHECK_INT_EQ(p->line, 2);
+    CHECK(p->uses == NULL && p->use_count == 0);
+    /* auth_plugin: auth_opt_ and plugin_opt_ both belong to it, as in mosquitto */
+    p = &c->plugins[1];
+    CHECK_STR_EQ(p->path, "/mosquitto/go-auth.so");
+    CHECK_INT_EQ(p->option_count, 2);
+    CHECK_STR_EQ(opt(p, "backends"), "files, postgres, jwt");
+    CHECK_STR_EQ(opt(p, "log_level"), "debug");
+    CHECK(p->deny_special_chars); /* per plugin; default true */
+    CHECK_INT_EQ(p->line, 6);
+    p = &c->plugins[2];
+    CHECK_STR_EQ(p->path, "/opt/g.so");
+    CHECK_INT_EQ(p->option_count, 0);
+    CHECK(p->options == NULL);
+    CHECK_HAS(logbuf, "main.conf:6: auth_plugin: deprecated: use plugin");
+    CHECK_HAS(logbuf, "main.conf:7: auth_opt_backends: deprecated: use plugin_opt_*");
+    cx_config_free(c);
+
+    /* the path is the rest of the line, as for every path */
+    c = load_ok("listener 1883\nplugin C:/Program Files/culex/x.dll\n");
+    CHECK_STR_EQ(c->plugins[0].path, "C:/Program Files/culex/x.dll");
+    cx_config_free(c);
+
+    /* no plugins: nothing */
+    c = load_ok("listener 1883\n");
+    CHECK(c->plugins == NULL && c->plugin_count == 0);
+    cx_config_free(c);
+}
+
+static void test_plugin_load_use(void)
+{
+    capture_log();
+    cx_config_t *c = load_ok("per_listener_settings true\n"
+                             "plugin_load dynsec /usr/lib/dynsec.so\n"
+                             "plugin_opt_config_file /var/lib/dynsec.json\n"
+                             "listener 1883\n"
+                             "plugin_use dynsec\n"
+                             "listener 1884\n"
+                             "listener 1885\n"
+                             "plugin_use dynsec\n"
+                             "plugin_opt_later yes\n"
+                             "plugin_load unused /usr/lib/u.so\n");
+    CHECK_INT_EQ(c->plugin_count, 2);
+    cx_plugin_conf_t *p = &c->plugins[0];
+    CHECK_STR_EQ(p->name, "dynsec");
+    CHECK_STR_EQ(p->path, "/usr/lib/dynsec.so");
+    CHECK_INT_EQ(p->listener, CX_PLUGIN_NAMED);
+    CHECK_INT_EQ(p->use_count, 2);
+    CHECK_INT_EQ(p->uses[0], 0);
+    CHECK_INT_EQ(p->uses[1], 2);
+    /* plugin_use makes the named instance current, as in mosquitto 2.1 */
+    CHECK_INT_EQ(p->option_count, 2);
+    CHECK_STR_EQ(opt(p, "config_file"), "/var/lib/dynsec.json");
+    CHECK_STR_EQ(opt(p, "later"), "yes");
+    CHECK_INT_EQ(p->line, 2);
+    CHECK_STR_EQ(c->plugins[1].name, "unused");
+    CHECK_INT_EQ(c->plugins[1].use_count, 0);
+    CHECK_HAS(logbuf, "main.conf:10: plugin_load: no listener uses plugin 'unused'");
+    cx_config_free(c);
+
+    /* plugin_use attaches whatever per_listener_settings says; the path may hold blanks */
+    c = load_ok("plugin_load a   /opt/my plugins/a.so\nlistener 1\nplugin_use a # comment\n");
+    CHECK_STR_EQ(c->plugins[0].path, "/opt/my plugins/a.so");
+    CHECK_INT_EQ(c->plugins[0].use_count, 1);
+    CHECK_INT_EQ(c->plugins[0].uses[0], 0);
+    cx_config_free(c);
+}
+
+static void test_plugin_scopes(void)
+{
+    /* per_listener_settings true: a plugin after a listener is that listener's */
+    capture_log();
+    cx_config_t *c = load_ok("per_listener_settings true\n"
+                             "plugin /p/early.so\n"
+                             "listener 1883\n"
+                             "plugin /p/l0.so\n"
+                             "listener 1884\n"
+                             "auth_plugin /p/l1.so\n"
+                             "global_plugin /p/g.so\n");
+    CHECK_INT_EQ(c->plugin_count, 4);
+    /* load order: global instances first (file order), then per-listener ones */
+    CHECK_STR_EQ(c->plugins[0].path, "/p/early.so");
+    CHECK_INT_EQ(c->plugins[0].listener, CX_PLUGIN_GLOBAL);
+    CHECK_STR_EQ(c->plugins[1].path, "/p/g.so");
+    CHECK_INT_EQ(c->plugins[1].listener, CX_PLUGIN_GLOBAL);
+    CHECK_STR_EQ(c->plugins[2].path, "/p/l0.so");
+    CHECK_INT_EQ(c->plugins[2].listener, 0);
+    CHECK_STR_EQ(c->plugins[3].path, "/p/l1.so");
+    CHECK_INT_EQ(c->plugins[3].listener, 1);
+    /* before any listener it is global, loudly */
+    CHECK_HAS(logbuf, "main.conf:2: plugin: with per_listener_settings true and no `listener` "
+                      "line before it, this applies to every listener");
+    CHECK(strstr(logbuf, "global_plugin: with") == NULL); /* says so itself */
+    cx_config_free(c);
+
+    /* per_listener_settings false: every plugin is global, wherever it is */
+    c = load_ok("listener 1883\nplugin /p/a.so\nlistener 1884\nplugin /p/b.so\n");
+    CHECK_INT_EQ(c->plugin_count, 2);
+    CHECK_INT_EQ(c->plugins[0].listener, CX_PLUGIN_GLOBAL);
+    CHECK_INT_EQ(c->plugins[1].listener, CX_PLUGIN_GLOBAL);
+    CHECK_STR_EQ(c->plugins[1].path, "/p/b.so");
+    cx_config_free(c);
+
+    /* the implicit default listener (port) takes per-listener plugins like any listener */
+    c = load_ok("per_listener_settings true\nport 1999\nplugin /p/d.so\n");
+    CHECK_INT_EQ(c->plugins[0].listener, 0);
+    CHECK_INT_EQ(c->listeners[0].port, 1999);
+    cx_config_free(c);
+
+    /* ... but local-only mode drops it, and so the plugins given for it */
+    capture_log();
+    c = load_ok("per_listener_settings true\nmax_connections 5\nplugin /p/d.so\n"
+                "password_file /p/pw\nglobal_plugin /p/g.so\n");
+    CHECK(c->local_only);
+    CHECK_INT_EQ(c->plugin_count, 1);
+    CHECK_STR_EQ(c->plugins[0].path, "/p/g.so");
+    CHECK_HAS(logbuf, "main.conf:3: plugin /p/d.so ignored: given for the default listener");
+    CHECK_HAS(logbuf, "main.conf:4: password_file ignored: given for the default listener");
+    cx_config_free(c);
+
+    /* plugins count among the security settings per_listener_settings must precede */
+    CHECK_HAS(load_err("plugin /p/a.so\nper_listener_settings true\n"),
+              "main.conf:2: per_listener_settings: must come before");
+    CHECK_HAS(load_err("password_file /p/pw\nper_listener_settings true\n"),
+              "per_listener_settings: must come before");
+    /* plugin_load does not: it is attached per listener anyway */
+    c = load_ok("plugin_load a /p/a.so\nper_listener_settings true\nlistener 1\n");
+    cx_config_free(c);
+}
+
+static void test_auth_file(void)
+{
+    /* password_file and acl_file of one scope share one auth_file instance */
+    cx_config_t *c = load_ok("listener 1883\n"
+                             "password_file /mosquitto/config/passwd\n"
+                             "allow_anonymous false\n"
+                             "acl_file /mosquitto/config/acl\n");
+    CHECK_INT_EQ(c->plugin_count, 1);
+    cx_plugin_conf_t *p = &c->plugins[0];
+    CHECK_STR_EQ(p->builtin, "auth_file");
+    CHECK(p->path == NULL && p->name == NULL);
+    CHECK_INT_EQ(p->listener, CX_PLUGIN_GLOBAL);
+    CHECK_INT_EQ(p->option_count, 2);
+    CHECK_STR_EQ(p->options[0].name, "password_file");
+    CHECK_STR_EQ(p->options[0].value, "/mosquitto/config/passwd");
+    CHECK_STR_EQ(p->options[1].name, "acl_file");
+    CHECK_STR_EQ(p->options[1].value, "/mosquitto/config/acl");
+    CHECK_INT_EQ(p->line, 2);
+    CHECK(p->deny_special_chars);
+    /* allow_anonymous stays a listener setting */
+    CHECK(opt(p, "allow_anonymous") == NULL);
+    CHECK(!c->listeners[0].allow_anonymous);
+    cx_config_free(c);
+
+    /* per_listener_settings true: one instance per listener (corpus 076, 059) */
+    c = load_ok("per_listener_settings true\n"
+                "listener 1883\nallow_anonymous true\n"
+                "listener 8883\nallow_anonymous false\n"
+                "password_file /m/passwd\nacl_file /m/acl\n"
+                "listener 9001\nacl_file /m/acl9001\n");
+    CHECK_INT_EQ(c->plugin_count, 2);
+    CHECK_INT_EQ(c->plugins[0].listener, 1);
+    CHECK_STR_EQ(opt(&c->plugins[0], "password_file"), "/m/passwd");
+    CHECK_STR_EQ(opt(&c->plugins[0], "acl_file"), "/m/acl");
+    CHECK_INT_EQ(c->plugins[1].listener, 2);
+    CHECK_INT_EQ(c->plugins[1].option_count, 1);
+    CHECK_STR_EQ(opt(&c->plugins[1], "acl_file"), "/m/acl9001");
+    CHECK(c->listeners[0].allow_anonymous && !c->listeners[1].allow_anonymous);
+    cx_config_free(c);
+
+    /* per_listener_settings false: after different listeners, still one global instance */
+    c = load_ok("listener 1883\npassword_file /m/passwd\nlistener 1884\nacl_file /m/acl\n");
+    CHECK_INT_EQ(c->plugin_count, 1);
+    CHECK_INT_EQ(c->plugins[0].listener, CX_PLUGIN_GLOBAL);
+    CHECK_INT_EQ(c->plugins[0].option_count, 2);
+    cx_config_free(c);
+
+    /* given twice in a scope: the last one wins (mosquitto 2.1), with a warning */
+    capture_log();
+    c = load_ok("listener 1883\npassword_file /a\npassword_file /b\n");
+    CHECK_INT_EQ(c->plugins[0].option_count, 1);
+    CHECK_STR_EQ(opt(&c->plugins[0], "password_file"), "/b");
+    CHECK_HAS(logbuf, "main.conf:3: password_file: given more than once for every listener; "
+                      "'/b' replaces '/a'");
+    cx_config_free(c);
+
+    /* before any listener with per_listener_settings true: global, loudly */
+    capture_log();
+    c = load_ok("per_listener_settings true\nacl_file /m/acl\nlistener 1883\n");
+    CHECK_INT_EQ(c->plugins[0].listener, CX_PLUGIN_GLOBAL);
+    CHECK_HAS(logbuf, "main.conf:2: acl_file: with per_listener_settings true and no");
+    cx_config_free(c);
+
+    /* plugins of a scope run before its password and ACL files: auth_file comes last in load
+     * order; password_file does not take the options of the plugin before it */
+    c = load_ok("listener 1883\n"
+                "password_file /m/passwd\n"
+                "plugin /p/a.so\n"
+                "acl_file /m/acl\n"
+                "plugin_opt_key value\n");
+    CHECK_INT_EQ(c->plugin_count, 2);
+    CHECK_STR_EQ(c->plugins[0].path, "/p/a.so");
+    CHECK_STR_EQ(opt(&c->plugins[0], "key"), "value");
+    CHECK_STR_EQ(c->plugins[1].builtin, "auth_file");
+    CHECK_INT_EQ(c->plugins[1].option_count, 2);
+    cx_config_free(c);
+
+    /* an option needs a plugin line; password_file is not one */
+    CHECK_HAS(load_err("listener 1883\npassword_file /m/passwd\nplugin_opt_x y\n"),
+              "main.conf:3: plugin_opt_x: only valid after a plugin line");
+    CHECK_HAS(load_err("listener 1883\npassword_file\n"), "main.conf:2: password_file: missing value");
+}
+
+static void test_plugin_errors(void)
+{
+    /* an option before any plugin names file and line */
+    const char *e = load_err("listener 1883\n\nplugin_opt_key value\n");
+    CHECK(starts_in_dir(e, "main.conf:3: plugin_opt_key: only valid after a plugin line"));
+    CHECK_HAS(load_err("auth_opt_backends files\n"), "main.conf:1: auth_opt_backends: only valid "
+                                                      "after a plugin line");
+    CHECK_HAS(load_err("auth_plugin_deny_special_chars false\n"), "only valid after a plugin line");
+    /* the same option twice in one instance, whatever the prefix */
+    CHECK_HAS(load_err("plugin /p/a.so\nplugin_opt_k 1\nplugin_opt_other 2\nplugin_opt_k 3\n"),
+              "main.conf:4: plugin_opt_k: option 'k' is given twice for plugin /p/a.so "
+              "(declared at ");
+    CHECK_HAS(load_err("auth_plugin /p/a.so\nauth_opt_k 1\nplugin_opt_k 1\n"),
+              "main.conf:3: plugin_opt_k: option 'k' is given twice");
+    /* ... but two instances may each have it */
+    cx_config_t *c = load_ok("plugin /p/a.so\nplugin_opt_k 1\nplugin /p/b.so\nplugin_opt_k 2\n");
+    CHECK_STR_EQ(opt(&c->plugins[0], "k"), "1");
+    CHECK_STR_EQ(opt(&c->plugins[1], "k"), "2");
+    cx_config_free(c);
+    /* plugin_use of an unknown name, or before its plugin_load */
+    CHECK_HAS(load_err("listener 1883\nplugin_use dynsec\n"),
+              "main.conf:2: plugin_use: no plugin named 'dynsec' is loaded (a `plugin_load "
+              "dynsec PATH` line must come first)");
+    CHECK_HAS(load_err("listener 1883\nplugin_use a\nplugin_load a /p/a.so\n"),
+              "plugin_use: no plugin named 'a'");
+    CHECK_HAS(load_err("plugin_load a /p/a.so\nlistener 1\nplugin_use a\nplugin_use a\n"),
+              "main.conf:4: plugin_use: this listener already uses plugin 'a'");
+    CHECK_HAS(load_err("plugin_load a /p/a.so\nplugin_use a\n"),
+              "main.conf:2: plugin_use: only valid after a `listener` line");
+    CHECK_HAS(load_err("plugin_load a /p/a.so\nport 1884\nplugin_use a\n"),
+              "plugin_use: only valid after a `listener` line");
+    CHECK_HAS(load_err("plugin_load a /p/a.so\nplugin_load a /p/b.so\n"),
+              "main.conf:2: plugin_load: a plugin named 'a' is already loaded (");
+    CHECK_HAS(load_err("plugin_load a\n"), "plugin_load: missing plugin path");
+    CHECK_HAS(load_err("plugin_load a # /p/a.so\n"), "plugin_load: missing plugin path");
+    CHECK_HAS(load_err("plugin\n"), "main.conf:1: plugin: missing value");
+    CHECK_HAS(load_err("global_plugin\n"), "main.conf:1: global_plugin: missing value");
+    CHECK_HAS(load_err("plugin /p/a.so\nplugin_opt_k\n"), "main.conf:2: plugin_opt_k: missing value");
+    CHECK_HAS(load_err("plugin /p/a.so\nplugin_opt_\n"), "plugin_opt_: unknown directive");
+    CHECK_HAS(load_err("plugin /p/a.so\nauth_plugin_deny_special_chars maybe\n"),
+              "auth_plugin_deny_special_chars: invalid value 'maybe'");
+    CHECK_HAS(load_err("plugin /p/\xff.so\n"), "plugin: value is not valid UTF-8");
+}
+
+/* corpus 018: go-auth options with comments after the value */
+static void test_plugin_option_comments(void)
+{
+    capture_log();
+    cx_config_t *c = load_ok("auth_plugin /mosquitto/go-auth.so\n"
+                             "auth_opt_hasher pbkdf2\n"
+                             "auth_opt_hasher_salt_size 12           # salt bytes length\n"
+                             "auth_opt_hasher_iterations 180000      # number of iterations\n"
+                             "auth_opt_pg_userquery select password_hash from \"user\" where "
+                             "username = $1 and is_active = true limit 1\n"
+                             "plugin_opt_trailing value \t \r\n"
+                             "plugin_opt_hash #notacomment\n"
+                             "plugin_opt_color a#b\n"
+                             "listener 1883\n");
+    cx_plugin_conf_t *p = &c->plugins[0];
+    /* mosquitto passes the rest of the line, comment included, to the plugin */
+    CHECK_STR_EQ(opt(p, "hasher_salt_size"), "12           # salt bytes length");
+    CHECK_STR_EQ(opt(p, "hasher_iterations"), "180000      # number of iterations");
+    CHECK_STR_EQ(opt(p, "pg_userquery"),
+                 "select password_hash from \"user\" where username = $1 and is_active = true "
+                 "limit 1");
+    /* blanks at the end of the line are dropped (mosquitto keeps them) */
+    CHECK_STR_EQ(opt(p, "trailing"), "value");
+    CHECK_STR_EQ(opt(p, "hash"), "#notacomment");
+    CHECK_STR_EQ(opt(p, "color"), "a#b");
+    /* and culex says so, once per directive prefix */
+    CHECK_HAS(logbuf, "main.conf:3: auth_opt_hasher_salt_size: the value '12           # salt "
+                      "bytes length' includes a comment; mosquitto passes it to the plugin");
+    CHECK_INT_EQ(count(logbuf, "includes a comment"), 2); /* auth_opt_ once, plugin_opt_ once */
+    cx_config_free(c);
+}
+
+/* mosquitto scopes the current plugin to its file: include_dir files start with none */
+static void test_plugin_include_dir(void)
+{
+    write_file("plug.d/a.conf", "plugin /p/inc.so\nplugin_opt_from inc\n");
+    char text[512];
+    snprintf(text, sizeof text,
+             "plugin /p/main.so\nplugin_opt_first 1\ninclude_dir %s/plug.d\nplugin_opt_second 2\n",
+             dir());
+    cx_config_t *c = load_ok(text);
+    CHECK_INT_EQ(c->plugin_count, 2);
+    CHECK_STR_EQ(c->plugins[0].path, "/p/main.so");
+    CHECK_INT_EQ(c->plugins[0].option_count, 2);
+    CHECK_STR_EQ(opt(&c->plugins[0], "second"), "2"); /* back to the main file's plugin */
+    CHECK_STR_EQ(c->plugins[1].path, "/p/inc.so");
+    CHECK_HAS(c->plugins[1].file, "plug.d/a.conf");
+    CHECK_INT_EQ(c->plugins[1].line, 1);
+    CHECK_STR_EQ(opt(&c->plugins[1], "from"), "inc");
+    cx_config_free(c);
+
+    write_file("plug2.d/a.conf", "plugin_opt_orphan x\n");
+    snprintf(text, sizeof text, "plugin /p/main.so\ninclude_dir %s/plug2.d\n", dir());
+    CHECK_HAS(load_err(text), "plug2.d/a.conf:1: plugin_opt_orphan: only valid after a plugin "
+                              "line (plugin, global_plugin, auth_plugin, plugin_load or "
+                              "plugin_use) of the same file");
+}
+
+static void test_plugin_reload(void)
+{
+    cx_config_t *live = load_ok("listener 1883\nplugin /p/a.so\nplugin_opt_k old\n"
+                                "password_file /m/passwd\n");
+    cx_config_t *fresh = load_ok("listener 1883\nplugin /p/a.so\nplugin_opt_k new\n"
+                                 "plugin_opt_k2 added\n"
+                                 "password_file /m/passwd2\nacl_file /m/acl\n");
+    capture_log();
+    CHECK_INT_EQ(cx_config_apply_reload(live, fresh), 0);
+    /* same instances: the options follow the new file */
+    CHECK_INT_EQ(live->plugin_count, 2);
+    CHECK_STR_EQ(opt(&live->plugins[0], "k"), "new");
+    CHECK_STR_EQ(opt(&live->plugins[0], "k2"), "added");
+    CHECK_STR_EQ(opt(&live->plugins[1], "password_file"), "/m/passwd2");
+    CHECK_STR_EQ(opt(&live->plugins[1], "acl_file"), "/m/acl");
+    CHECK(strstr(logbuf, "plugin changes need a restart") == NULL);
+    CHECK_STR_EQ(opt(&fresh->plugins[0], "k"), "new"); /* fresh is intact */
+    cx_config_free(fresh);
+
+    /* other instances: kept as they are, and said */
+    fresh = load_ok("listener 1883\nplugin /p/b.so\nplugin_opt_k other\n");
+    capture_log();
+    CHECK_INT_EQ(cx_config_apply_reload(live, fresh), 0);
+    CHECK_HAS(logbuf, "reload: plugin changes need a restart");
+    CHECK_INT_EQ(live->plugin_count, 2);
+    CHECK_STR_EQ(live->plugins[0].path, "/p/a.so");
+    CHECK_STR_EQ(opt(&live->plugins[0], "k"), "new");
+    cx_config_free(fresh);
+    cx_config_free(live);
+
+    /* deny_special_chars is not reloaded (mosquitto): a change needs a restart */
+    live = load_ok("listener 1\nplugin /p/a.so\n");
+    fresh = load_ok("listener 1\nplugin /p/a.so\nauth_plugin_deny_special_chars false\n");
+    capture_log();
+    CHECK_INT_EQ(cx_config_apply_reload(live, fresh), 0);
+    CHECK_HAS(logbuf, "reload: plugin changes need a restart");
+    CHECK(live->plugins[0].deny_special_chars);
+    cx_config_free(fresh);
+    cx_config_free(live);
+}
+
 /* ---- refusals --------------------------------------------------------------------------- */
 
 static void test_not_supported_families(void)
@@ -804,16 +1195,7 @@ static void test_not_supported_families(void)
          "not supported yet (PROXY protocol)"},
         {"connection cloud\naddress 1.2.3.4\ntopic # both 0\n",
          "main.conf:1: connection: not supported yet (bridges): bridge 'cloud'"},
-        {"plugin /usr/lib/x.so\nplugin_opt_a b\n",
-         "plugin: not supported yet (plugins): cannot load '/usr/lib/x.so'"},
-        {"auth_plugin /mosquitto/go-auth.so\nauth_opt_backends files\n",
-         "auth_plugin: not supported yet (plugins): cannot load '/mosquitto/go-auth.so'"},
-        {"global_plugin /p.so\n", "global_plugin: not supported yet (plugins)"},
-        {"plugin_load dynsec /usr/lib/dynsec.so\n",
-         "plugin_load: not supported yet (plugins): cannot load '/usr/lib/dynsec.so'"},
-        {"listener 1883\nplugin_use dynsec\n", "plugin_use: not supported yet (plugins)"},
-        {"password_file /etc/passwd\n", "password_file: not supported yet (password files)"},
-        {"acl_file /etc/acl\n", "acl_file: not supported yet (ACL files)"},
+        {"listener 1883\npsk_file /psk\n", "psk_file: not supported yet (TLS-PSK)"},
         {"persistence true\n", "main.conf:1: persistence: not supported yet (persistence)"},
         {"enable_control_api true\n", "enable_control_api: not supported yet ($CONTROL API)"},
     };
@@ -1047,6 +1429,14 @@ CX_TEST_MAIN(
     CX_TEST(logging),
     CX_TEST(retain_expiry_and_misc),
     CX_TEST(obsolete_and_deprecated),
+    CX_TEST(plugin_forms),
+    CX_TEST(plugin_load_use),
+    CX_TEST(plugin_scopes),
+    CX_TEST(auth_file),
+    CX_TEST(plugin_errors),
+    CX_TEST(plugin_option_comments),
+    CX_TEST(plugin_include_dir),
+    CX_TEST(plugin_reload),
     CX_TEST(not_supported_families),
     CX_TEST(refusals_collected),
     CX_TEST(unknown_and_scope_errors),
