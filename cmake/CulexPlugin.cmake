@@ -126,6 +126,7 @@ function(culex_install_plugin_devel)
         set(_pc \"\$ENV{DESTDIR}\${_pcdir}/culex-plugin.pc\")
         message(STATUS \"Installing: \${_pc}\")
         configure_file(\"${_tpl}\" \"\${_pc}\" @ONLY)
-        list(APPEND CMAKE_INSTALL_MANIFEST_FILES \"\${_pc}\")
+        # The manifest lists paths without DESTDIR, like CMake's own entries.
+        list(APPEND CMAKE_INSTALL_MANIFEST_FILES \"\${_pcdir}/culex-plugin.pc\")
     ")
 endfunction()

@@ -106,6 +106,7 @@ typedef struct af_state {
      * (which the host never runs concurrently with itself). */
     char *pw_path;
     char *acl_path;
+    int priority; /* of the hooks, fixed at start */
     af_slot pw;  /* af_pwtab */
     af_slot acl; /* af_acltab */
 } af_state;
@@ -371,7 +372,8 @@ static unsigned acl_kind(int access)
     }
 }
 
-/* Worker thread, every publish, delivery and (un)subscribe: no allocation, no lock held. */
+/* Worker thread, every publish, delivery and (un)subscribe: no allocation, and no lock
+ * held while checking. */
 static int on_acl(culex_plugin *self, int event, void *event_data, void *userdata)
 {
     af_state *st = userdata;
@@ -472,6 +474,10 @@ static int on_reload(culex_plugin *self, int event, void *event_data, void *user
     if (o.acl_file && !st->acl_path)
         st->host->log(self, CULEX_LOG_WARNING, "reload: plugin_opt_acl_file was added; "
                       "adding a file takes a restart, it is ignored until then");
+    if (o.priority != st->priority)
+        st->host->log(self, CULEX_LOG_WARNING, "reload: plugin_opt_priority changed to %d; "
+                      "hook order changes take a restart, %d stays until then", o.priority,
+                      st->priority);
     if (st->pw_path)
         reload_one(st, &st->pw, &st->pw_path, o.password_file, "password_file");
     if (st->acl_path)
@@ -557,6 +563,7 @@ CULEX_PLUGIN_EXPORT int culex_plugin_entry(const culex_host_api *host, culex_plu
     /* Password checks can take tens of milliseconds (argon2id, PBKDF2 with many
      * iterations): run them on the host's pool. ACL checks are in memory: stay on the
      * worker, where RECEIVE checks (never sent to blocking hooks) are answered too. */
+    st->priority = o.priority;
     unsigned auth_flags = host->has_cap(CULEX_CAP_BLOCKING) ? CULEX_HOOK_BLOCKING : 0;
     if ((st->pw_path && host->hook_add(self, CULEX_EV_AUTH_BASIC, o.priority, auth_flags, 0,
                                        on_auth_basic, st) != 0) ||

@@ -192,6 +192,20 @@ static void test_unknown_option_is_an_error(void)
     CHECK_ERR_HAS(err, "pasword_file");
 }
 
+static void test_bad_priority_is_an_error(void)
+{
+    const char *pw = tmp_path("pw");
+    write_file(pw, "alice:%s\n", hash_of(CULEX_PW_SHA512, "a"));
+    char err[1024] = "";
+    culex_option opts[] = {{"password_file", pw}, {"priority", "first"}};
+    CHECK(th_load(AUTH_FILE_SO, opts, 2, err, sizeof(err)) == NULL);
+    CHECK_ERR_HAS(err, "priority");
+    opts[1].value = "-10";
+    th_plugin *p = th_load(AUTH_FILE_SO, opts, 2, err, sizeof(err));
+    CHECK(p != NULL);
+    th_unload(p);
+}
+
 static void test_no_files_is_an_error(void)
 {
     char err[1024] = "";
@@ -613,6 +627,7 @@ CX_TEST_MAIN(
     CX_TEST(password_only_has_no_acl_hook),
     CX_TEST(acl_only_defers_auth),
     CX_TEST(unknown_option_is_an_error),
+    CX_TEST(bad_priority_is_an_error),
     CX_TEST(no_files_is_an_error),
     CX_TEST(empty_path_is_an_error),
     CX_TEST(missing_file_is_an_error),
