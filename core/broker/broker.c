@@ -3,6 +3,7 @@
 #include "broker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "broker/session.h"
 #include "broker/sys.h"
 #include "broker/worker.h"
+#include "util/time.h"
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -37,6 +39,111 @@ void cx_limits_from_config(cx_limits_t *l, const cx_config_t *c)
     l->connection_messages = c->connection_messages;
     l->persistent_client_expiration = c->persistent_client_expiration;
     l->sys_interval = c->sys_interval;
+}
+
+/* --- services offered to plugins (any thread) --- */
+
+static int svc_kick(void *ud, const char *client_id)
+{
+    cx_broker_t *b = ud;
+    cx_session_t *s = cx_registry_get(b->registry, cx_str_from_cstr(client_id));
+    if (!s)
+        return -1;
+    size_t n = strlen(client_id);
+    cx_post_kick_t *p = cx_malloc(sizeof *p + n + 1);
+    if (p) {
+        p->base.kind = CX_POST_KICK;
+        memcpy(p->client_id, client_id, n + 1);
+        cx_loop_post(s->worker->loop, &p->base);
+    }
+    cx_session_unref(s);
+    return p ? 0 : -1;
+}
+
+static int svc_publish(void *ud, const char *topic, const void *payload, size_t len, int qos,
+                       bool retain)
+{
+    cx_broker_t *b = ud;
+    cx_str_t t = cx_str_from_cstr(topic);
+    if (qos < 0 || qos > 2 || !cx_mqtt_topic_name_is_valid(t))
+        return -1;
+    cx_msg_t *m = cx_msg_new(t, (cx_str_t){payload, len}, NULL, (uint8_t)qos, retain, NULL,
+                             (int64_t)cx_time_mono_ms());
+    cx_post_publish_t *p = m ? cx_malloc(sizeof *p) : NULL;
+    if (!p) {
+        cx_msg_unref(m);
+        return -1;
+    }
+    p->base.kind = CX_POST_PUBLISH;
+    p->msg = m;
+    cx_loop_post(b->workers[0].loop, &p->base); /* routed like a message from a client */
+    return 0;
+}
+
+/* Where first-party plugins are found: $CULEX_PLUGIN_DIR, then the build tree (so tests run
+ * without installing), then the installed directory. */
+static const char *builtin_dir(const char *name, char *path, size_t len)
+{
+    const char *dirs[] = {
+        getenv("CULEX_PLUGIN_DIR"),
+#ifdef CULEX_BUILD_PLUGIN_DIR
+        CULEX_BUILD_PLUGIN_DIR,
+#endif
+#ifdef CULEX_INSTALL_PLUGIN_DIR
+        CULEX_INSTALL_PLUGIN_DIR,
+#endif
+    };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        if (!dirs[i] || !*dirs[i])
+            continue;
+        snprintf(path, len, "%s/%s.so", dirs[i], name);
+        if (access(path, R_OK) == 0)
+            return path;
+    }
+    snprintf(path, len, "%s.so", name);
+    return NULL;
+}
+
+static int load_plugins(cx_broker_t *b, char *err, size_t errlen)
+{
+    const cx_config_t *cfg = b->cfg;
+    if (!cfg->plugin_count)
+        return CX_OK;
+    cx_phost_services_t svc = {.ud = b, .kick = svc_kick, .publish = svc_publish};
+    b->plugins = cx_phost_new(&svc, cfg->listener_count, 4);
+    if (!b->plugins)
+        return CX_ENOMEM;
+    for (size_t i = 0; i < cfg->plugin_count; i++) {
+        const cx_plugin_conf_t *pc = &cfg->plugins[i];
+        char path[1024];
+        const char *file = pc->path;
+        if (!file) {
+            file = builtin_dir(pc->builtin, path, sizeof path);
+            if (!file) {
+                snprintf(err, errlen, "%s:%d: the first-party plugin %s was not found (set "
+                         "CULEX_PLUGIN_DIR)", pc->file ? pc->file : "?", pc->line, path);
+                return CX_ECONFIG;
+            }
+        }
+        char why[768];
+        cx_pscope_t scope = {.listener = pc->listener, .uses = pc->uses, .nuses = pc->use_count,
+                             .deny_special_chars = pc->deny_special_chars};
+        int rc = cx_phost_load(b->plugins, file, pc->options, pc->option_count, &scope, why,
+                               sizeof why);
+        if (rc) {
+            if (pc->file)
+                snprintf(err, errlen, "%s:%d: %s", pc->file, pc->line, why);
+            else
+                snprintf(err, errlen, "%s", why);
+            return rc;
+        }
+    }
+    int rc = cx_phost_finish(b->plugins);
+    if (rc == CX_OK)
+        rc = cx_phost_start(b->plugins);
+    if (rc)
+        snprintf(err, errlen, "cannot start the plugin host: %s", cx_strerror(rc));
+    return rc;
 }
 
 static void msg_ref_cb(void *v) { cx_msg_ref(v); }
@@ -108,7 +215,10 @@ static int open_listeners(cx_broker_t *b, char *err, size_t errlen)
 
 int cx_broker_start(cx_broker_t *b, char *err, size_t errlen)
 {
-    int rc = open_listeners(b, err, errlen);
+    int rc = load_plugins(b, err, errlen);
+    if (rc)
+        return rc;
+    rc = open_listeners(b, err, errlen);
     if (rc)
         return rc;
     cx_sys_init(b);
@@ -183,6 +293,8 @@ void cx_broker_free(cx_broker_t *b)
     }
     cx_free(b->listeners);
     cx_free(b->workers);
+    /* After the workers: no callback can run any more when plugins are unloaded. */
+    cx_phost_free(b->plugins);
     cx_retain_free(b->retained);
     cx_subtree_free(b->subs);
     cx_registry_free(b->registry);
@@ -221,6 +333,13 @@ int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
     pthread_mutex_unlock(&pz.lock);
     pthread_cond_destroy(&pz.cond);
     pthread_mutex_destroy(&pz.lock);
+    /* Plugins re-read their own files (password, ACL) with the workers running: they swap
+     * their data atomically, and a slow file never stalls clients. Their options follow the
+     * new file when it declares the same instances (cx_config_apply_reload). */
+    for (size_t i = 0; i < b->cfg->plugin_count && i < cx_phost_count(b->plugins); i++)
+        cx_phost_set_options(b->plugins, i, b->cfg->plugins[i].options,
+                             b->cfg->plugins[i].option_count);
+    cx_phost_reload(b->plugins);
     return rc;
 }
 

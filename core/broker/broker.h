@@ -26,6 +26,7 @@
 #include "mqtt/codec.h"
 #include "net/conn.h"
 #include "net/listener.h"
+#include "plugin/host.h"
 #include "util/arena.h"
 #include "util/err.h"
 #include "util/list.h"
@@ -121,6 +122,7 @@ struct cx_broker {
     atomic_bool shutting_down;
     char version[64];
     struct cx_sys *sys;         /* $SYS state, used by worker 0 only */
+    cx_phost_t *plugins;        /* loaded plugins and their chains (NULL: none) */
 };
 
 /* The MQTT session: outlives connections. Owned by exactly one worker. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/authz.h"
 #include "broker/registry.h"
 #include "broker/router.h"
 #include "broker/session.h"
@@ -93,6 +94,26 @@ static cx_str_t strip_mount(const cx_client_t *cl, cx_str_t topic)
     return topic;
 }
 
+/* RECEIVE check for a delivery: only hooks that answer at once are asked (a delivery never
+ * waits for a backend); when all of them defer, the delivery is denied. */
+static bool receive_allowed(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, bool retain,
+                            cx_str_t topic)
+{
+    char buf[512];
+    char *t = topic.len < sizeof buf ? buf : cx_malloc(topic.len + 1);
+    if (!t)
+        return false;
+    memcpy(t, topic.p, topic.len);
+    t[topic.len] = '\0';
+    culex_ev_acl ev = {.size = sizeof ev, .client = cl->pc, .access = CULEX_ACCESS_RECEIVE,
+                       .topic = t, .qos = qos, .retain = retain, .payload = msg->payload.p,
+                       .payload_len = msg->payload.len};
+    int v = cx_authz_check(cl, CULEX_EV_ACL, &ev, true);
+    if (t != buf)
+        cx_free(t);
+    return v == CULEX_ALLOW;
+}
+
 bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, bool retain,
                             uint16_t pid, bool dup, const uint32_t *sub_ids, size_t nsub)
 {
@@ -104,6 +125,9 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
         .topic = strip_mount(cl, msg->topic),
         .payload = msg->payload,
     };
+    if (cl->chain && !dup && cx_chain_has_nonblocking(cl->chain, CULEX_EV_ACL) &&
+        !receive_allowed(cl, msg, qos, retain, pub.topic))
+        return false; /* dropped as if delivered, like an oversize message */
     alias_slot_t *new_alias = NULL;
     if (cl->version == CX_MQTT_V5) {
         cx_msg_props(msg, &pub.props);
@@ -345,17 +369,22 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "empty client id not allowed");
             return;
         }
-        if (!make_client_id(cl, idbuf, sizeof idbuf)) {
-            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "auto_id_prefix too long");
-            return;
+        if (!cl->assigned_id) {
+            if (!make_client_id(cl, idbuf, sizeof idbuf)) {
+                refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "auto_id_prefix too long");
+                return;
+            }
+            cl->assigned_id = cx_strdup(idbuf);
+            if (!cl->assigned_id) {
+                fail_oom(cl);
+                return;
+            }
         }
-        id = cx_str_from_cstr(idbuf);
+        id = cx_str_from_cstr(cl->assigned_id);
         assigned = true;
     } else if (c->protocol_level == CX_MQTT_V31 && id.len > 23) {
-        {
-            refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 client id longer than 23");
-            return;
-        }
+        refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 client id longer than 23");
+        return;
     }
 
     /* Keep alive: a v5 client is told the server's value; a 3.x client is refused. */
@@ -371,8 +400,45 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         server_ka = true;
     }
 
-    if (!lc->allow_anonymous) {
-        refuse(cl, CX_RC_NOT_AUTHORIZED, "not authorised");
+    /* A session living on another worker: move there before asking any plugin, so that a
+     * slow backend is asked once. */
+    cx_session_t *elsewhere = cx_registry_get(w->broker->registry, id);
+    if (elsewhere) {
+        cx_worker_t *owner = elsewhere->worker;
+        cx_session_unref(elsewhere);
+        if (owner != w) {
+            cl->handover = owner;
+            return;
+        }
+    }
+
+    /* Authentication: the plugin chain, then the listener's allow_anonymous when every
+     * plugin defers [MQTT-3.1.4-2]. */
+    if (!cl->pc) {
+        cl->pc = cx_pclient_new((const char *)id.p, id.len,
+                                c->has_username ? (const char *)c->username.p : NULL,
+                                c->username.len, cl->conn->peer, c->protocol_level,
+                                lc->port);
+        if (!cl->pc) {
+            refuse(cl, CX_RC_SERVER_UNAVAILABLE, "out of memory");
+            return;
+        }
+    }
+    culex_ev_auth_basic aev = {
+        .size = sizeof aev, .client = cl->pc, .client_id = cl->pc->id,
+        .username = cl->pc->username,
+        .password = c->has_password ? c->password.p : NULL, .password_len = c->password.len,
+    };
+    int verdict = cx_authz_check(cl, CULEX_EV_AUTH_BASIC, &aev, false);
+    if (verdict == CX_CHAIN_PENDING)
+        return; /* replayed when the plugin answers */
+    if (verdict == CULEX_DEFER)
+        verdict = lc->allow_anonymous ? CULEX_ALLOW : CULEX_DENY;
+    if (verdict != CULEX_ALLOW) {
+        if (v5 && c->has_username)
+            refuse(cl, CX_RC_BAD_USERNAME_OR_PASSWORD, "bad user name or password");
+        else
+            refuse(cl, CX_RC_NOT_AUTHORIZED, "not authorised");
         return;
     }
 
@@ -561,8 +627,16 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             props.server_keepalive = keepalive;
         }
     }
+    if (assigned && cx_pclient_set_id(cl->pc, (const char *)id.p, id.len) != CX_OK) {
+        fail_oom(cl);
+        return;
+    }
     send_connack(cl, CX_RC_SUCCESS, present, &props);
     cl->state = CX_CL_CONNECTED;
+    if (cl->chain) {
+        culex_ev_client cev = {.size = sizeof cev, .client = cl->pc, .reason = 0};
+        cx_chain_notify(cl->chain, CULEX_EV_CONNECT, &cev);
+    }
     int now_connected =
         atomic_fetch_add_explicit(&w->ctr.clients_connected, 1, memory_order_relaxed) + 1;
     (void)now_connected;
@@ -579,6 +653,25 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
 }
 
 /* --- PUBLISH and acknowledgements --- */
+
+/* A PUBLISH that is not routed (size limit, denied, dropped by a plugin) is still
+ * acknowledged, with rc where MQTT 5 can say why; a 3.x QoS 2 flow is completed normally. */
+static void drop_publish(cx_client_t *cl, const cx_mqtt_publish_t *p, uint8_t rc_v5)
+{
+    cx_worker_t *w = cl->worker;
+    bool v5 = cl->version == CX_MQTT_V5;
+    uint8_t rc = v5 ? rc_v5 : CX_RC_SUCCESS;
+    atomic_fetch_add_explicit(&w->ctr.msgs_dropped, 1, memory_order_relaxed);
+    if (p->qos == 1) {
+        cx_client_send_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
+    } else if (p->qos == 2) {
+        if (rc < 0x80 && cx_session_qos2_in_add(cl->session, p->packet_id) < 0) {
+            fail_oom(cl);
+            return;
+        }
+        cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
+    }
+}
 
 static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
 {
@@ -637,35 +730,80 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     if (msl && p->payload.len > msl) {
         cx_log(CX_LOG_NOTICE, "Dropped a %zu byte message from %s: over message_size_limit.",
                p->payload.len, s->client_id);
-        atomic_fetch_add_explicit(&w->ctr.msgs_dropped, 1, memory_order_relaxed);
-        uint8_t rc = v5 ? CX_RC_PACKET_TOO_LARGE : CX_RC_SUCCESS;
-        if (p->qos == 1)
-            cx_client_send_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
-        else if (p->qos == 2) {
-            if (!v5 && cx_session_qos2_in_add(s, p->packet_id) < 0) {
-                fail_oom(cl);
-                return;
-            }
-            cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
-        }
+        drop_publish(cl, p, CX_RC_PACKET_TOO_LARGE);
+        return;
+    }
+    if (p->qos == 2 && cx_session_qos2_in_has(s, p->packet_id)) {
+        /* Already received, not yet released: acknowledge again, deliver once
+         * [MQTT-4.3.3-10]. */
+        cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, CX_RC_SUCCESS);
         return;
     }
 
-    if (p->qos == 2) {
-        int r = cx_session_qos2_in_add(s, p->packet_id);
-        if (r == 0) {
-            /* Already received, not yet released: acknowledge again, deliver once
-             * [MQTT-4.3.3-10]. */
-            cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, CX_RC_SUCCESS);
-            return;
-        }
-        if (r < 0) {
+    /* Plugins: may this client publish here, and does an interceptor change or drop it? */
+    cx_str_t payload = p->payload;
+    char *new_topic = NULL;
+    uint8_t *new_payload = NULL;
+    bool intercepted = false; /* dropped by a message interceptor: acknowledged as normal */
+    if (cl->chain) {
+        char tbuf[512];
+        char *tcopy = topic.len < sizeof tbuf ? tbuf : cx_malloc(topic.len + 1);
+        if (!tcopy) {
             fail_oom(cl);
             return;
         }
+        memcpy(tcopy, topic.p, topic.len);
+        tcopy[topic.len] = '\0';
+        culex_ev_acl aev = {.size = sizeof aev, .client = cl->pc, .access = CULEX_ACCESS_PUBLISH,
+                            .topic = tcopy, .qos = p->qos, .retain = p->retain,
+                            .payload = p->payload.p, .payload_len = p->payload.len};
+        int v = cx_authz_check(cl, CULEX_EV_ACL, &aev, false);
+        if (v == CULEX_DEFER)
+            v = cx_chain_has(cl->chain, CULEX_EV_ACL) ? CULEX_DENY : CULEX_ALLOW;
+        if (v == CULEX_ALLOW && cx_chain_has(cl->chain, CULEX_EV_MESSAGE)) {
+            culex_ev_message mev = {.size = sizeof mev, .client = cl->pc, .topic = tcopy,
+                                    .payload = p->payload.p, .payload_len = p->payload.len,
+                                    .qos = p->qos, .retain = p->retain};
+            cx_ticket_t *none = NULL;
+            int mv = cx_chain_run(cl->chain, CULEX_EV_MESSAGE, &mev, true, &none, NULL, NULL);
+            new_topic = mev.new_topic;
+            new_payload = mev.new_payload;
+            if (mv == CULEX_DENY) {
+                intercepted = true;
+            } else if (new_payload) {
+                payload = (cx_str_t){new_payload, mev.new_payload_len};
+            }
+            if (new_topic && !cx_mqtt_topic_name_is_valid(cx_str_from_cstr(new_topic))) {
+                cx_log(CX_LOG_WARNING, "A plugin rewrote a topic to the invalid '%s': dropped.",
+                       new_topic);
+                intercepted = true;
+            }
+        }
+        if (tcopy != tbuf)
+            cx_free(tcopy);
+        if (v == CX_CHAIN_PENDING)
+            return; /* replayed when the plugin answers */
+        if (v != CULEX_ALLOW || intercepted) {
+            if (v != CULEX_ALLOW)
+                cx_log(CX_LOG_NOTICE, "Denied PUBLISH from %s to '%.*s'.", s->client_id,
+                       (int)topic.len, (const char *)topic.p);
+            drop_publish(cl, p, v != CULEX_ALLOW ? CX_RC_NOT_AUTHORIZED : CX_RC_SUCCESS);
+            cx_phost_free_mem(new_topic);
+            cx_phost_free_mem(new_payload);
+            return;
+        }
+        if (new_topic)
+            topic = cx_str_from_cstr(new_topic);
+    }
+
+    if (p->qos == 2) {
+        if (cx_session_qos2_in_add(s, p->packet_id) < 0) {
+            fail_oom(cl);
+            goto out;
+        }
         if (s->qos2_in_count > cl->server_recv_max) {
             cx_client_disconnect(cl, CX_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
-            return;
+            goto out;
         } /* [MQTT-3.3.4-9] */
     }
 
@@ -680,14 +818,14 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
         topic = mounted(cl, topic, buf, sizeof buf, &heap);
         if (!topic.p) {
             fail_oom(cl);
-            return;
+            goto out;
         }
-        cx_msg_t *m = cx_msg_new(topic, p->payload, v5 ? &p->props : NULL, p->qos, p->retain, s,
+        cx_msg_t *m = cx_msg_new(topic, payload, v5 ? &p->props : NULL, p->qos, p->retain, s,
                                  (int64_t)cx_loop_now(w->loop));
         cx_free(heap);
         if (!m) {
             fail_oom(cl);
-            return;
+            goto out;
         }
         if (p->retain)
             cx_route_retain(w, m);
@@ -699,6 +837,9 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
         cx_client_send_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
     else if (p->qos == 2)
         cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
+out:
+    cx_phost_free_mem(new_topic);
+    cx_phost_free_mem(new_payload);
 }
 
 static void handle_ack(cx_client_t *cl, cx_mqtt_type type, const cx_mqtt_ack_t *a)
@@ -731,6 +872,29 @@ static void retained_cb(void *ud, cx_str_t topic, void *value)
     cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL, rc->sub_id ? 1 : 0);
 }
 
+/* Asks the ACL chain whether the client may (un)subscribe `filter` (as the client wrote
+ * it). Returns CULEX_ALLOW, CULEX_DENY or CX_CHAIN_PENDING. Every hook deferring means
+ * deny once any ACL source is configured, allow otherwise. */
+static int acl_filter(cx_client_t *cl, int access, cx_str_t filter, uint8_t qos)
+{
+    if (!cl->chain || !cx_chain_has(cl->chain, CULEX_EV_ACL))
+        return CULEX_ALLOW;
+    char buf[512];
+    char *f = filter.len < sizeof buf ? buf : cx_malloc(filter.len + 1);
+    if (!f)
+        return CULEX_DENY;
+    memcpy(f, filter.p, filter.len);
+    f[filter.len] = '\0';
+    culex_ev_acl ev = {.size = sizeof ev, .client = cl->pc, .access = access, .topic = f,
+                       .qos = qos};
+    int v = cx_authz_check(cl, CULEX_EV_ACL, &ev, false);
+    if (f != buf)
+        cx_free(f);
+    if (v == CULEX_DEFER)
+        v = CULEX_DENY;
+    return v == CX_CHAIN_PENDING || v == CULEX_ALLOW ? v : CULEX_DENY;
+}
+
 static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
 {
     cx_worker_t *w = cl->worker;
@@ -738,9 +902,19 @@ static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
     uint8_t rcs_small[32];
     uint8_t *rcs = sub->count <= 32 ? rcs_small : cx_arena_alloc(&w->arena, sub->count);
     uint8_t *send_retained = cx_arena_alloc(&w->arena, sub->count);
-    if (!rcs || !send_retained) {
+    uint8_t *denied = cx_arena_alloc(&w->arena, sub->count);
+    if (!rcs || !send_retained || !denied) {
         fail_oom(cl);
         return;
+    }
+    /* Every check before the first change, so that a replay after a slow plugin's answer
+     * starts from a clean state. */
+    for (size_t i = 0; i < sub->count; i++) {
+        int v = acl_filter(cl, CULEX_ACCESS_SUBSCRIBE, sub->entries[i].filter,
+                           sub->entries[i].qos);
+        if (v == CX_CHAIN_PENDING)
+            return;
+        denied[i] = v != CULEX_ALLOW;
     }
     uint32_t sub_id =
         cx_mqtt_props_has(&sub->props, CX_PROP_SUBSCRIPTION_ID) && sub->props.sub_id_count
@@ -752,6 +926,12 @@ static void handle_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
         int shared = cx_mqtt_shared_parse(e->filter, &group, &real);
         if (shared < 0) {
             rcs[i] = CX_RC_TOPIC_FILTER_INVALID;
+            continue;
+        }
+        if (denied[i]) {
+            rcs[i] = CX_RC_NOT_AUTHORIZED;
+            cx_log(CX_LOG_NOTICE, "Denied SUBSCRIBE from %s to '%.*s'.", s->client_id,
+                   (int)e->filter.len, (const char *)e->filter.p);
             continue;
         }
         char buf[512], *heap;
@@ -820,7 +1000,15 @@ static void handle_unsubscribe(cx_client_t *cl, const cx_mqtt_unsubscribe_t *u)
         return;
     }
     for (size_t i = 0; i < u->count; i++) {
+        int v = acl_filter(cl, CULEX_ACCESS_UNSUBSCRIBE, u->filters[i], 0);
+        if (v == CX_CHAIN_PENDING)
+            return;
+        rcs[i] = v == CULEX_ALLOW ? CX_RC_SUCCESS : CX_RC_NOT_AUTHORIZED;
+    }
+    for (size_t i = 0; i < u->count; i++) {
         cx_str_t group = CX_STR_NULL, real = u->filters[i];
+        if (rcs[i] == CX_RC_NOT_AUTHORIZED)
+            continue;
         if (cx_mqtt_shared_parse(u->filters[i], &group, &real) < 0) {
             rcs[i] = CX_RC_TOPIC_FILTER_INVALID;
             continue;
@@ -901,34 +1089,26 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
                 /* Answered in the version the client asked for if we know it, else 3.1.1
                  * (return code 1) [MQTT-3.1.2-2]. */
                 cl->version = p.u.connect.protocol_level == CX_MQTT_V5 ? CX_MQTT_V5 : CX_MQTT_V311;
-                {
-                    refuse(cl, err.rc, "unsupported protocol version");
-                    return;
-                }
+                refuse(cl, err.rc, "unsupported protocol version");
+                return;
             }
             if (is_connect && p.u.connect.protocol_level == CX_MQTT_V5) {
                 /* v5 lets the server say why before closing [MQTT-3.2.2-6]; 3.x has no
                  * code for a malformed CONNECT, so it is just closed [MQTT-3.1.4-1]. */
                 cl->version = CX_MQTT_V5;
-                {
-                    refuse(cl, err.rc, err.msg ? err.msg : "malformed CONNECT");
-                    return;
-                }
+                refuse(cl, err.rc, err.msg ? err.msg : "malformed CONNECT");
+                return;
             }
             cx_log(CX_LOG_NOTICE, "Bad first packet from %s: %s.", cl->conn->peer,
                    err.msg ? err.msg : "malformed");
             cl->state = CX_CL_CLOSING;
-            {
-                cx_conn_close(cl->conn, CX_EPROTO);
-                return;
-            }
+            cx_conn_close(cl->conn, CX_EPROTO);
+            return;
         }
         cx_log(CX_LOG_NOTICE, "Client %s disconnected: %s (%s).", who,
                err.msg ? err.msg : "malformed packet", cx_mqtt_rc_name(err.rc));
-        {
-            cx_client_disconnect(cl, err.rc ? err.rc : CX_RC_MALFORMED_PACKET, err.msg);
-            return;
-        }
+        cx_client_disconnect(cl, err.rc ? err.rc : CX_RC_MALFORMED_PACKET, err.msg);
+        return;
     }
     atomic_fetch_add_explicit(&w->ctr.msgs_received, 1, memory_order_relaxed);
     if (cl->state == CX_CL_NEW) {
@@ -936,15 +1116,11 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
             cx_log(CX_LOG_NOTICE, "Client from %s sent %s before CONNECT; closing.", cl->conn->peer,
                    cx_mqtt_type_name(p.type));
             cl->state = CX_CL_CLOSING;
-            {
-                cx_conn_close(cl->conn, CX_EPROTO);
-                return;
-            } /* [MQTT-3.1.0-1] */
-        }
-        {
-            handle_connect(cl, &p.u.connect);
+            cx_conn_close(cl->conn, CX_EPROTO); /* [MQTT-3.1.0-1] */
             return;
         }
+        handle_connect(cl, &p.u.connect);
+        return;
     }
     switch (p.type) {
     case CX_MQTT_CONNECT: {
@@ -976,10 +1152,8 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
             fail_oom(cl);
             return;
         }
-        {
-            sent(cl, before);
-            return;
-        }
+        sent(cl, before);
+        return;
     }
     case CX_MQTT_DISCONNECT: {
         handle_disconnect(cl, &p.u.reason);
@@ -1013,6 +1187,10 @@ static void client_free(cx_client_t *cl)
         cx_free(cl->alias_in);
     }
     alias_out_free(cl->alias_out);
+    cx_pclient_unref(cl->pc);
+    cx_free(cl->checks);
+    cx_phost_free_mem(cl->auth_out);
+    cx_free(cl->assigned_id);
     cx_free(cl->username);
     cx_free(cl);
 }
@@ -1023,7 +1201,7 @@ static void on_read(cx_conn_t *c)
     cx_worker_t *w = cl->worker;
     size_t maxp = w->limits.max_packet_size;
     cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
-    while (!c->closing) {
+    while (!c->closing && !cl->wait) {
         size_t avail = cx_buf_used(&c->in);
         if (!avail)
             break;
@@ -1033,10 +1211,8 @@ static void on_read(cx_conn_t *c)
             cx_log(CX_LOG_NOTICE, "Connection from %s did not start with CONNECT; closing.",
                    c->peer);
             cl->state = CX_CL_CLOSING;
-            {
-                cx_conn_close(c, CX_EPROTO);
-                return;
-            }
+            cx_conn_close(c, CX_EPROTO);
+            return;
         }
         size_t hl;
         uint32_t rl;
@@ -1048,26 +1224,25 @@ static void on_read(cx_conn_t *c)
             cx_log(CX_LOG_NOTICE, "Client %s sent a malformed packet: %s.",
                    cl->session ? cl->session->client_id : c->peer,
                    err.msg ? err.msg : "bad length");
-            {
-                cx_client_disconnect(cl, CX_RC_MALFORMED_PACKET, err.msg);
-                return;
-            }
+            cx_client_disconnect(cl, CX_RC_MALFORMED_PACKET, err.msg);
+            return;
         }
         size_t total = hl + rl;
         if (maxp && total > maxp) {
             /* [MQTT-3.2.2-15]: the server closes with 0x95 on a packet over its maximum. */
             cx_log(CX_LOG_NOTICE, "Client %s sent a packet of %zu bytes, over max_packet_size.",
                    cl->session ? cl->session->client_id : c->peer, total);
-            {
-                cx_client_disconnect(cl, CX_RC_PACKET_TOO_LARGE, "packet too large");
-                return;
-            }
+            cx_client_disconnect(cl, CX_RC_PACKET_TOO_LARGE, "packet too large");
+            return;
         }
         if (total > avail)
             break;
         atomic_fetch_add_explicit(&w->ctr.bytes_received, total, memory_order_relaxed);
         handle_packet(cl, cx_buf_head(&c->in), total);
         cx_arena_reset(&w->arena);
+        if (cl->wait)
+            return; /* a plugin is deciding: the packet stays, to be handled again */
+        cx_authz_packet_done(cl);
         if (cl->handover) {
             /* The session lives on another worker: the connection moves there with its
              * CONNECT still unread, and this client state goes away. */
@@ -1089,6 +1264,12 @@ static void on_close(cx_conn_t *c)
     if (cl->session && !cl->will_suppressed && cl->worker->limits.connection_messages &&
         !cl->worker->broker->shutting_down)
         cx_log(CX_LOG_NOTICE, "Client %s closed its connection.", cl->session->client_id);
+    cx_authz_client_gone(cl);
+    if (cl->chain && cl->pc && cl->session) {
+        culex_ev_client ev = {.size = sizeof ev, .client = cl->pc,
+                              .reason = cl->will_suppressed ? 0 : CX_RC_UNSPECIFIED};
+        cx_chain_notify(cl->chain, CULEX_EV_DISCONNECT, &ev);
+    }
     detach_session(cl);
     c->proto = NULL;
     client_free(cl);
@@ -1108,9 +1289,28 @@ cx_client_t *cx_client_new(cx_worker_t *w, cx_conn_t *c)
     cl->version = CX_MQTT_V311;
     cl->request_problem_info = true;
     cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
+    const cx_config_t *cfg = w->broker->cfg;
+    cl->chain = cx_phost_chain(w->broker->plugins, (int)(cl->lconf - cfg->listeners));
     cx_list_insert_tail(&w->clients, &cl->worker_link);
     c->proto = cl;
     return cl;
+}
+
+void cx_client_replay(cx_client_t *cl)
+{
+    on_read(cl->conn);
+}
+
+void cx_client_kick(cx_worker_t *w, const char *client_id)
+{
+    cx_session_t *s = cx_registry_get(w->broker->registry, cx_str_from_cstr(client_id));
+    if (!s)
+        return;
+    if (s->worker == w && s->client) {
+        cx_log(CX_LOG_NOTICE, "Client %s disconnected by a plugin.", s->client_id);
+        cx_client_disconnect(s->client, CX_RC_ADMINISTRATIVE_ACTION, "disconnected by a plugin");
+    }
+    cx_session_unref(s);
 }
 
 void cx_client_adopt(cx_worker_t *w, cx_conn_t *c)
@@ -1124,7 +1324,8 @@ void cx_client_adopt(cx_worker_t *w, cx_conn_t *c)
 
 void cx_client_tick(cx_client_t *cl, int64_t now)
 {
-    if (cl->conn->closing)
+    /* A client waiting for a plugin cannot be read, so its pings are not seen yet. */
+    if (cl->conn->closing || cl->wait)
         return;
     if (cl->state == CX_CL_NEW) {
         if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {

@@ -29,6 +29,15 @@ struct cx_client {
     cx_alias_out_t *alias_out;
     uint16_t server_recv_max;   /* our Receive Maximum announced in CONNACK */
     cx_worker_t *handover;      /* set by CONNECT when the session lives on that worker */
+    /* plugins */
+    cx_chain_t *chain;          /* this listener's hook chain (NULL: no plugins) */
+    culex_client *pc;           /* the client as plugins see it, from CONNECT on */
+    struct cx_wait *wait;       /* a pending plugin decision (reads paused) */
+    int *checks;                /* answers to this packet's checks, for its replay */
+    size_t nchecks, checks_cap, check_idx;
+    uint8_t *auth_out;          /* extended-auth data from the last verdict */
+    size_t auth_out_len;
+    char *assigned_id;          /* an assigned client id, kept across a replay */
 };
 
 /* Net callbacks: the cx_conn_ops_t for MQTT connections. */
@@ -47,5 +56,9 @@ void cx_client_disconnect(cx_client_t *cl, uint8_t rc, const char *reason);
 void cx_client_tick(cx_client_t *cl, int64_t now_ms);
 /* Resumes handling of a connection handed over from another worker. */
 void cx_client_adopt(cx_worker_t *w, cx_conn_t *c);
+/* Handles the buffered packets again after a plugin verdict (authz.c). */
+void cx_client_replay(cx_client_t *cl);
+/* Disconnects the connected client with this id if it is on worker w (plugin kick). */
+void cx_client_kick(cx_worker_t *w, const char *client_id);
 
 #endif

@@ -335,6 +335,14 @@ int cx_session_qos2_in_add(cx_session_t *s, uint16_t pid)
     return 1;
 }
 
+bool cx_session_qos2_in_has(const cx_session_t *s, uint16_t pid)
+{
+    for (size_t i = 0; i < s->qos2_in_count; i++)
+        if (s->qos2_in[i] == pid)
+            return true;
+    return false;
+}
+
 bool cx_session_qos2_in_release(cx_session_t *s, uint16_t pid)
 {
     for (size_t i = 0; i < s->qos2_in_count; i++)

@@ -58,6 +58,7 @@ bool cx_session_ack(cx_session_t *s, cx_mqtt_type type, uint16_t pid, uint8_t rc
 /* Incoming QoS 2: remembers pid until PUBREL. Returns 1 if new, 0 if already known. */
 int cx_session_qos2_in_add(cx_session_t *s, uint16_t pid);
 bool cx_session_qos2_in_release(cx_session_t *s, uint16_t pid);
+bool cx_session_qos2_in_has(const cx_session_t *s, uint16_t pid);
 
 /* Subscriptions. filter/group are as stored in the trie. Returns 1 new, 0 replaced. */
 int cx_session_sub_add(cx_session_t *s, cx_str_t filter, cx_str_t group,

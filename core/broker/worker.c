@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/authz.h"
 #include "broker/client.h"
 #include "broker/router.h"
 #include "broker/session.h"
@@ -83,6 +84,22 @@ static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
         pthread_mutex_unlock(&pz->lock);
         break;
     }
+    case CX_POST_VERDICT:
+        cx_authz_on_verdict(w, p);
+        break;
+    case CX_POST_KICK:
+        cx_client_kick(w, ((cx_post_kick_t *)p)->client_id);
+        cx_free(p);
+        break;
+    case CX_POST_PUBLISH: {
+        cx_msg_t *m = ((cx_post_publish_t *)p)->msg;
+        cx_free(p);
+        if (m->retain)
+            cx_route_retain(w, m);
+        cx_route_publish(w, m, NULL);
+        cx_msg_unref(m);
+        break;
+    }
     case CX_POST_STOP:
         cx_free(p);
         cx_net_close_all(&w->net);
@@ -150,6 +167,8 @@ static void tick_cb(cx_loop_t *loop, cx_timer_t *t)
         w->seconds++;
         if (w->index == 0) {
             cx_sys_tick(w);
+            culex_ev_tick tev = {.size = sizeof tev, .now_ms = now};
+            cx_phost_notify_all(w->broker->plugins, CULEX_EV_TICK, &tev);
             int64_t rei = w->broker->cfg->retain_expiry_interval;
             if (rei > 0 && w->seconds % (uint64_t)rei == 0)
                 cx_route_retain_sweep(w);
@@ -210,11 +229,14 @@ static void *thread_main(void *arg)
     snprintf(name, sizeof name, "culex-w%zu", w->index);
     pthread_setname_np(pthread_self(), name);
     cx_timer_start(w->loop, &w->tick, TICK_MS);
+    culex_ev_worker wev = {.size = sizeof wev, .index = (unsigned)w->index};
+    cx_phost_notify_all(w->broker->plugins, CULEX_EV_WORKER_START, &wev);
     int rc = cx_loop_run(w->loop);
     if (rc)
         cx_log(CX_LOG_ERR, "Worker %zu event loop failed: %s.", w->index, cx_strerror(rc));
     /* Connections closed by the stop request are freed here, outside any event batch. */
     cx_net_flush(&w->net);
+    cx_phost_notify_all(w->broker->plugins, CULEX_EV_WORKER_STOP, &wev);
     return NULL;
 }
 

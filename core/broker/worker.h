@@ -9,7 +9,20 @@ enum {
     CX_POST_DELIVER,    /* a batch of deliveries to sessions this worker owns */
     CX_POST_PAUSE,      /* hold still while the main thread changes the configuration */
     CX_POST_STOP,
+    CX_POST_VERDICT,    /* a plugin verdict for a waiting client (authz.c) */
+    CX_POST_KICK,       /* a plugin asks to disconnect a client of this worker */
+    CX_POST_PUBLISH,    /* a plugin publishes a message (routed by worker 0) */
 };
+
+typedef struct cx_post_kick {
+    cx_post_t base;
+    char client_id[];
+} cx_post_kick_t;
+
+typedef struct cx_post_publish {
+    cx_post_t base;
+    cx_msg_t *msg;
+} cx_post_publish_t;
 
 typedef struct cx_post_conn {
     cx_post_t base;
