@@ -329,6 +329,21 @@ static cx_msg_t *make_will(cx_client_t *cl, const cx_mqtt_connect_t *c, cx_sessi
     return m;
 }
 
+static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t data,
+                         bool reauth);
+
+/* Moves the connection to the worker owning its session. After an enhanced-authentication
+ * exchange the CONNECT is no longer in the read buffer, so it cannot move: the rare client
+ * whose session appeared on another worker meanwhile is asked to retry. */
+static void move_to(cx_client_t *cl, cx_worker_t *owner)
+{
+    if (cl->ext_auth_ok) {
+        refuse(cl, CX_RC_SERVER_BUSY, "session moved during authentication; retry");
+        return;
+    }
+    cl->handover = owner;
+}
+
 static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
 {
     cx_worker_t *w = cl->worker;
@@ -345,8 +360,9 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
                "protocol version not accepted on this listener");
         return;
     }
-    if (v5 && cx_mqtt_props_has(&c->props, CX_PROP_AUTH_METHOD)) {
-        refuse(cl, CX_RC_BAD_AUTH_METHOD, "extended authentication is not available");
+    bool ext_auth = v5 && cx_mqtt_props_has(&c->props, CX_PROP_AUTH_METHOD);
+    if (ext_auth && !cx_chain_has(cl->chain, CULEX_EV_AUTH_EXT_START)) {
+        refuse(cl, CX_RC_BAD_AUTH_METHOD, "no plugin offers this authentication method");
         return;
     }
 
@@ -407,7 +423,7 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         cx_worker_t *owner = elsewhere->worker;
         cx_session_unref(elsewhere);
         if (owner != w) {
-            cl->handover = owner;
+            move_to(cl, owner);
             return;
         }
     }
@@ -424,12 +440,22 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             return;
         }
     }
-    culex_ev_auth_basic aev = {
-        .size = sizeof aev, .client = cl->pc, .client_id = cl->pc->id,
-        .username = cl->pc->username,
-        .password = c->has_password ? c->password.p : NULL, .password_len = c->password.len,
-    };
-    int verdict = cx_authz_check(cl, CULEX_EV_AUTH_BASIC, &aev, false);
+    int verdict;
+    if (ext_auth && cl->ext_auth_ok) {
+        verdict = CULEX_ALLOW; /* the AUTH exchange that followed this CONNECT succeeded */
+    } else if (ext_auth) {
+        verdict = ext_auth_step(cl, CULEX_EV_AUTH_EXT_START, c->props.auth_method,
+                                c->props.auth_data, false);
+        if (verdict != CULEX_ALLOW)
+            return; /* pending, continuing with AUTH, or refused */
+    } else {
+        culex_ev_auth_basic aev = {
+            .size = sizeof aev, .client = cl->pc, .client_id = cl->pc->id,
+            .username = cl->pc->username,
+            .password = c->has_password ? c->password.p : NULL, .password_len = c->password.len,
+        };
+        verdict = cx_authz_check(cl, CULEX_EV_AUTH_BASIC, &aev, false);
+    }
     if (verdict == CX_CHAIN_PENDING)
         return; /* replayed when the plugin answers */
     if (verdict == CULEX_DEFER)
@@ -479,8 +505,9 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     for (int attempt = 0; attempt < 4 && !s; attempt++) {
         cx_session_t *found = cx_registry_get(reg, id);
         if (found && found->worker != w) {
-            cl->handover = found->worker;
+            cx_worker_t *owner = found->worker;
             cx_session_unref(found);
+            move_to(cl, owner);
             return;
         }
         if (found && found->client) {
@@ -626,6 +653,14 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             props.present |= CX_PROP_BIT(CX_PROP_SERVER_KEEPALIVE);
             props.server_keepalive = keepalive;
         }
+        if (ext_auth) {
+            props.present |= CX_PROP_BIT(CX_PROP_AUTH_METHOD);
+            props.auth_method = c->props.auth_method;
+            if (cl->auth_out) {
+                props.present |= CX_PROP_BIT(CX_PROP_AUTH_DATA);
+                props.auth_data = (cx_str_t){cl->auth_out, cl->auth_out_len};
+            }
+        }
     }
     if (assigned && cx_pclient_set_id(cl->pc, (const char *)id.p, id.len) != CX_OK) {
         fail_oom(cl);
@@ -633,6 +668,9 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     }
     send_connack(cl, CX_RC_SUCCESS, present, &props);
     cl->state = CX_CL_CONNECTED;
+    cx_phost_free_mem(cl->auth_out);
+    cl->auth_out = NULL;
+    cx_free_null(cl->saved_connect);
     if (cl->chain) {
         culex_ev_client cev = {.size = sizeof cev, .client = cl->pc, .reason = 0};
         cx_chain_notify(cl->chain, CULEX_EV_CONNECT, &cev);
@@ -1055,13 +1093,124 @@ static void handle_disconnect(cx_client_t *cl, const cx_mqtt_reason_t *r)
     cx_conn_close(cl->conn, CX_OK);
 }
 
-/* Extended authentication (MQTT 5 AUTH) is an extension point filled by the plugin host;
- * until plugins exist, no method is available. */
-static uint8_t auth_extension(cx_client_t *cl, const cx_mqtt_reason_t *r)
+static void send_auth(cx_client_t *cl, uint8_t rc, const uint8_t *data, size_t len)
 {
-    (void)cl;
-    (void)r;
-    return CX_RC_BAD_AUTH_METHOD;
+    cx_mqtt_reason_t r = {.rc = rc};
+    r.props.present = CX_PROP_BIT(CX_PROP_AUTH_METHOD);
+    r.props.auth_method = cx_str_from_cstr(cl->auth_method);
+    if (data) {
+        r.props.present |= CX_PROP_BIT(CX_PROP_AUTH_DATA);
+        r.props.auth_data = (cx_str_t){data, len};
+    }
+    size_t before = cx_buf_used(outbuf(cl));
+    if (cx_mqtt_encode_reason(outbuf(cl), CX_MQTT_V5, CX_MQTT_AUTH, &r) != CX_OK) {
+        fail_oom(cl);
+        return;
+    }
+    sent(cl, before);
+}
+
+/* One step of an enhanced-authentication exchange (MQTT 5 §4.12): CONNECT with a method
+ * (EXT_START), an AUTH 0x18 (continue) or 0x19 (re-authenticate) (EXT_CONTINUE). Returns
+ * CULEX_ALLOW when the exchange succeeded (for CONNECT: go on with it); anything else means
+ * this function already answered (AUTH sent, refused, disconnected) or a plugin is deciding
+ * (CX_CHAIN_PENDING). */
+static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t data,
+                         bool reauth)
+{
+    bool connecting = cl->state != CX_CL_CONNECTED;
+    if (!cl->auth_method) {
+        cl->auth_method = cx_strndup((const char *)method.p, method.len);
+        if (!cl->auth_method) {
+            fail_oom(cl);
+            return CULEX_DENY;
+        }
+    } else if (!cx_str_eq_cstr(method, cl->auth_method)) {
+        /* The method may not change within a connection [MQTT-4.12.0-5]. */
+        cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "authentication method changed");
+        return CULEX_DENY;
+    }
+    culex_ev_auth_ext ev = {.size = sizeof ev, .client = cl->pc, .method = cl->auth_method,
+                            .data = data.len ? data.p : NULL, .data_len = data.len,
+                            .reauth = reauth};
+    int v = cx_authz_check(cl, event, &ev, false);
+    if (v == CX_CHAIN_PENDING)
+        return v;
+    if (ev.out_data) { /* answered at once: the output is in the event */
+        cx_phost_free_mem(cl->auth_out);
+        cl->auth_out = ev.out_data;
+        cl->auth_out_len = ev.out_data_len;
+    }
+    if (v == CULEX_CONTINUE) {
+        if (connecting && !cl->saved_connect) {
+            /* CONNECT is handled again once the exchange succeeds: keep its bytes. */
+            cl->saved_connect = cx_malloc(cl->cur_len);
+            if (!cl->saved_connect) {
+                fail_oom(cl);
+                return CULEX_DENY;
+            }
+            memcpy(cl->saved_connect, cl->cur_pkt, cl->cur_len);
+            cl->saved_connect_len = cl->cur_len;
+            cl->state = CX_CL_AUTH;
+        }
+        if (!connecting)
+            cl->reauthenticating = true;
+        size_t n;
+        uint8_t *out = cx_authz_take_out(cl, &n);
+        send_auth(cl, CX_RC_CONTINUE_AUTH, out, n);
+        cx_phost_free_mem(out);
+        return CULEX_CONTINUE;
+    }
+    if (v == CULEX_ALLOW) {
+        if (!connecting) {
+            cl->reauthenticating = false;
+            size_t n;
+            uint8_t *out = cx_authz_take_out(cl, &n);
+            send_auth(cl, CX_RC_SUCCESS, out, n); /* re-authentication succeeded */
+            cx_phost_free_mem(out);
+        }
+        return CULEX_ALLOW;
+    }
+    /* Denied, or no plugin knew the method. */
+    uint8_t rc = v == CULEX_DEFER ? CX_RC_BAD_AUTH_METHOD : CX_RC_NOT_AUTHORIZED;
+    if (connecting)
+        refuse(cl, rc, "enhanced authentication failed");
+    else
+        cx_client_disconnect(cl, rc, "re-authentication failed");
+    return CULEX_DENY;
+}
+
+/* An AUTH packet: continues the exchange of CONNECT, or starts/continues a
+ * re-authentication. AUTH outside of these is a protocol error [MQTT-4.12.0-1]. */
+static void handle_auth(cx_client_t *cl, const cx_mqtt_reason_t *r)
+{
+    bool known = cl->auth_method != NULL;
+    bool ok_rc = (cl->state == CX_CL_AUTH && r->rc == CX_RC_CONTINUE_AUTH) ||
+                 (cl->state == CX_CL_CONNECTED &&
+                  (r->rc == CX_RC_REAUTHENTICATE ||
+                   (r->rc == CX_RC_CONTINUE_AUTH && cl->reauthenticating)));
+    if (!known || !ok_rc || !cx_mqtt_props_has(&r->props, CX_PROP_AUTH_METHOD)) {
+        if (cl->state == CX_CL_AUTH)
+            refuse(cl, CX_RC_PROTOCOL_ERROR, "unexpected AUTH");
+        else
+            cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "AUTH without an exchange");
+        return;
+    }
+    int v = ext_auth_step(cl, CULEX_EV_AUTH_EXT_CONTINUE, r->props.auth_method,
+                          r->props.auth_data, cl->state == CX_CL_CONNECTED);
+    if (v != CULEX_ALLOW || cl->state != CX_CL_AUTH)
+        return;
+    /* The exchange that began with CONNECT succeeded: handle that CONNECT now. */
+    cx_mqtt_packet_t p;
+    cx_mqtt_error_t err = {0};
+    cl->ext_auth_ok = true;
+    cl->state = CX_CL_NEW;
+    if (cx_mqtt_decode(cl->saved_connect, cl->saved_connect_len, CX_MQTT_V5, false,
+                       &cl->worker->arena, &p, &err) != CX_OK) {
+        refuse(cl, CX_RC_UNSPECIFIED, "saved CONNECT unreadable");
+        return;
+    }
+    handle_connect(cl, &p.u.connect);
 }
 
 /* --- packet dispatch --- */
@@ -1074,6 +1223,8 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
     cx_mqtt_version ver = cl->state == CX_CL_NEW ? CX_MQTT_V5 : (cx_mqtt_version)cl->version;
     if (cl->state == CX_CL_NEW)
         memset(&p, 0, sizeof p); /* a failed CONNECT decode may leave the level unset */
+    cl->cur_pkt = pkt;
+    cl->cur_len = len;
     int rc = cx_mqtt_decode(pkt, len, ver, false, &w->arena, &p, &err);
     const char *who = cl->session ? cl->session->client_id : cl->conn->peer;
     if (rc == CX_ENOMEM) {
@@ -1111,6 +1262,17 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
         return;
     }
     atomic_fetch_add_explicit(&w->ctr.msgs_received, 1, memory_order_relaxed);
+    if (cl->state == CX_CL_AUTH) {
+        if (p.type == CX_MQTT_AUTH) {
+            handle_auth(cl, &p.u.reason);
+        } else {
+            cx_log(CX_LOG_NOTICE, "Client from %s sent %s during authentication; closing.",
+                   cl->conn->peer, cx_mqtt_type_name(p.type));
+            cl->state = CX_CL_CLOSING;
+            cx_conn_close(cl->conn, CX_EPROTO);
+        }
+        return;
+    }
     if (cl->state == CX_CL_NEW) {
         if (p.type != CX_MQTT_CONNECT) {
             cx_log(CX_LOG_NOTICE, "Client from %s sent %s before CONNECT; closing.", cl->conn->peer,
@@ -1160,16 +1322,8 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
         return;
     }
     case CX_MQTT_AUTH:
-        /* AUTH is only valid inside an exchange started by CONNECT's Authentication Method,
-         * and CONNECT refuses those until a plugin provides a method [MQTT-4.12.0-1]. */
-        {
-            cx_client_disconnect(cl,
-                                 auth_extension(cl, &p.u.reason) == CX_RC_BAD_AUTH_METHOD
-                                     ? CX_RC_PROTOCOL_ERROR
-                                     : CX_RC_BAD_AUTH_METHOD,
-                                 "AUTH without an authentication method");
-            return;
-        }
+        handle_auth(cl, &p.u.reason);
+        return;
     default: {
         cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unexpected packet type");
         return;
@@ -1191,6 +1345,8 @@ static void client_free(cx_client_t *cl)
     cx_free(cl->checks);
     cx_phost_free_mem(cl->auth_out);
     cx_free(cl->assigned_id);
+    cx_free(cl->auth_method);
+    cx_free(cl->saved_connect);
     cx_free(cl->username);
     cx_free(cl);
 }
@@ -1327,7 +1483,7 @@ void cx_client_tick(cx_client_t *cl, int64_t now)
     /* A client waiting for a plugin cannot be read, so its pings are not seen yet. */
     if (cl->conn->closing || cl->wait)
         return;
-    if (cl->state == CX_CL_NEW) {
+    if (cl->state == CX_CL_NEW || cl->state == CX_CL_AUTH) {
         if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {
             cx_log(CX_LOG_NOTICE, "Client %s did not send CONNECT in time; closing.",
                    cl->conn->peer);

@@ -6,7 +6,9 @@
 
 typedef struct cx_alias_out cx_alias_out_t;
 
-enum { CX_CL_NEW = 0, CX_CL_CONNECTED, CX_CL_CLOSING };
+/* CX_CL_AUTH: CONNECT carried an Authentication Method and the exchange goes on with AUTH
+ * packets before the CONNACK (MQTT 5 §4.12). */
+enum { CX_CL_NEW = 0, CX_CL_CONNECTED, CX_CL_CLOSING, CX_CL_AUTH };
 
 struct cx_client {
     cx_conn_t *conn;
@@ -38,6 +40,14 @@ struct cx_client {
     uint8_t *auth_out;          /* extended-auth data from the last verdict */
     size_t auth_out_len;
     char *assigned_id;          /* an assigned client id, kept across a replay */
+    /* MQTT 5 enhanced authentication */
+    char *auth_method;          /* the method of CONNECT, for AUTH and re-authentication */
+    uint8_t *saved_connect;     /* the CONNECT, kept while AUTH packets go back and forth */
+    size_t saved_connect_len;
+    bool ext_auth_ok;           /* the exchange succeeded: CONNECT goes on without it */
+    bool reauthenticating;      /* an AUTH 0x19 exchange is under way */
+    const uint8_t *cur_pkt;     /* the packet being handled, and its length */
+    size_t cur_len;
 };
 
 /* Net callbacks: the cx_conn_ops_t for MQTT connections. */

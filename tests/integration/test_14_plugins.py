@@ -9,6 +9,7 @@ import time
 import unittest
 
 from harness import (
+    AUTH, CONNACK, P_AUTH_DATA, P_AUTH_METHOD, build_auth, build_connect,
     BROKER, BrokerTest, IS_CULEX, culex_only, run_broker_once, unique,
     RC_NOT_AUTHORIZED, RC_BAD_USERNAME_PASSWORD,
 )
@@ -160,6 +161,53 @@ class AclAndMessages(BrokerTest):
         k = self.raw(b, 5)
         k.connect("kickme")
         k.wait_closed()
+
+
+@culex_only("culex plugin ABI")
+class EnhancedAuth(BrokerTest):
+    """MQTT 5 enhanced authentication (§4.12) through a plugin."""
+
+    def ext(self, b, data, cid=None):
+        c = self.raw(b, 5)
+        c.send(build_connect(cid or unique("e"), 5,
+                             props=[(P_AUTH_METHOD, "TEST"), (P_AUTH_DATA, data)]))
+        return c
+
+    def test_challenge_response(self):
+        b = self.start_broker(plugin(ext_method="TEST"))
+        c = self.ext(b, b"hello")
+        a = c.expect(AUTH)
+        self.assertEqual(a.rc, 0x18)
+        self.assertEqual(a.props.get(P_AUTH_DATA), b"challenge")
+        c.send(build_auth(0x18, [(P_AUTH_METHOD, "TEST"), (P_AUTH_DATA, b"response")]))
+        ack = c.expect(CONNACK)
+        self.assertEqual(ack.rc, 0)
+        self.assertEqual(ack.props.get(P_AUTH_METHOD), "TEST")
+        self.assertEqual(ack.props.get(P_AUTH_DATA), b"welcome")
+        c.ping()
+        # re-authentication on the live connection
+        c.send(build_auth(0x19, [(P_AUTH_METHOD, "TEST"), (P_AUTH_DATA, b"again")]))
+        a = c.expect(AUTH)
+        self.assertEqual((a.rc, a.props.get(P_AUTH_DATA)), (0, b"reok"))
+        c.send(build_auth(0x19, [(P_AUTH_METHOD, "TEST"), (P_AUTH_DATA, b"wrong")]))
+        self.assertClosedWith(c, RC_NOT_AUTHORIZED)
+
+    def test_direct_success_and_failure(self):
+        b = self.start_broker(plugin(ext_method="TEST"))
+        c = self.ext(b, b"direct")
+        self.assertEqual(c.expect(CONNACK).rc, 0)
+        bad = self.ext(b, b"nonsense")
+        self.assertClosedWith(bad, RC_NOT_AUTHORIZED, packet_type=CONNACK)
+        c2 = self.ext(b, b"hello")
+        c2.expect(AUTH)
+        c2.send(build_auth(0x18, [(P_AUTH_METHOD, "TEST"), (P_AUTH_DATA, b"nope")]))
+        self.assertClosedWith(c2, RC_NOT_AUTHORIZED, packet_type=CONNACK)
+
+    def test_unknown_method(self):
+        b = self.start_broker(plugin(ext_method="TEST"))
+        c = self.raw(b, 5)
+        c.send(build_connect(unique("e"), 5, props=[(P_AUTH_METHOD, "OTHER")]))
+        self.assertClosedWith(c, 0x8C, packet_type=CONNACK)
 
 
 @culex_only("culex plugin ABI")
