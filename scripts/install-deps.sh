@@ -6,5 +6,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
     build-essential cmake pkg-config \
+    libssl-dev libcrypt-dev libargon2-dev \
     python3 python3-paho-mqtt mosquitto-clients \
     procps iproute2
