@@ -436,6 +436,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "Error: Username must not contain the ':' character.\n");
         return 1;
     }
+    if (strpbrk(username, "\r\n")) {
+        fprintf(stderr, "Error: Username must not contain a line break.\n");
+        return 1;
+    }
+    if (username[0] == '#') {
+        /* Readers (Mosquitto's and culex's) take such a line for a comment. */
+        fprintf(stderr, "Error: Username must not start with '#'.\n");
+        return 1;
+    }
     if (username[0] == '\0') {
         fprintf(stderr, "Error: Username must not be empty.\n");
         return 1;

@@ -5,8 +5,7 @@
 #     good and bad passwords against a broker on a free loopback port, stopped by its PID);
 #   - -c, -b, -D, -U, -H, -I, prompts, errors, atomic update keeping mode and other lines.
 # Usage: test_culex_passwd.sh CULEX_PASSWD PWCHECK
-# The Mosquitto parts are skipped (with a note) when Mosquitto is not installed; exit 77
-# only if nothing could be tested.
+# The Mosquitto parts are skipped (with a note) when Mosquitto is not installed.
 set -u
 CP=$1
 PWCHECK=$2
@@ -79,6 +78,8 @@ check_fails "-c and -D" 1 "$CP" -c -D "$F" alice
 check_out "-c -D message" "Error: -c and -D cannot be used together."
 check_fails "username with ':'" 1 "$CP" -b "$F" "a:b" pw
 check_out "':' message" "Error: Username must not contain the ':' character."
+check_fails "username starting with '#'" 1 "$CP" -b "$F" "#x" pw
+check_out "'#' message" "Error: Username must not start with '#'."
 check_fails "-b on a missing file" 1 "$CP" -b "$T/missing" u p
 check_out "missing file message" "Error: Unable to open password file $T/missing. No such file or directory."
 check_fails "-I 0" 1 "$CP" -I 0 -b "$F" u p

@@ -393,24 +393,25 @@ static void test_many_users(void)
                  0);
     CHECK_INT_EQ(culex_acl_user_count(acl), 5000);
 
-    const int n = 200000;
+    static char names[5000][12];
+    for (int i = 0; i < 5000; i++)
+        snprintf(names[i], sizeof names[i], "user%04d", i);
+    const int n = 500000;
     int allowed = 0;
     double t0 = now_ns();
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "user%04d", i % 5000);
-        allowed += culex_acl_check(acl, name, "client-1", W, "tenants/t7/devices/user0007/cmd") ==
-                   ALLOW;
-    }
+    for (int i = 0; i < n; i++)
+        allowed += culex_acl_check(acl, names[i % 5000], "client-1", W,
+                                   "tenants/t7/devices/user0007/cmd") == ALLOW;
     double own = (now_ns() - t0) / n;
     t0 = now_ns();
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "user%04d", i % 5000);
-        allowed += culex_acl_check(acl, name, "client-1", R, "inbox/user0042/messages") == ALLOW;
-    }
+    for (int i = 0; i < n; i++)
+        allowed +=
+            culex_acl_check(acl, names[i % 5000], "client-1", R, "inbox/user0042/messages") ==
+            ALLOW;
     double pat = (now_ns() - t0) / n;
     CHECK_INT_EQ(allowed, n / 5000 * 2);
-    printf("# acl check, 5000 users: own-section path %.0f ns, pattern path %.0f ns "
-           "(incl. ~snprintf of the name)\n",
+    printf("# acl check, 5000 users x 4 rules + 3 patterns: decided in the user's section "
+           "%.0f ns, falling through to patterns %.0f ns\n",
            own, pat);
     culex_acl_free(acl);
 }
