@@ -230,6 +230,23 @@ static void reload(cx_broker_t *b, cx_config_t *live, const cli_t *cli)
     cx_alloc_set_limit(live->memory_limit);
 }
 
+static int start_failed(cx_broker_t *b, cx_config_t *cfg, const char *err)
+{
+    /* Printed on stderr too unless the log already goes there: whatever log_type and
+     * log_dest say, a broker that cannot start is never silent. */
+    cx_log(CX_LOG_ERR, "Error: %s", err);
+    if (!cx_log_enabled(CX_LOG_ERR) ||
+        !(cfg->log_dest & (CX_LOGDEST_STDERR | CX_LOGDEST_STDOUT)))
+        fprintf(stderr, "Error: %s\n", err);
+    cx_broker_stop(b);
+    cx_broker_free(b);
+    if (cfg->pid_file)
+        unlink(cfg->pid_file);
+    cx_config_free(cfg);
+    cx_log_shutdown();
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     cli_t cli = {0};
@@ -284,16 +301,8 @@ int main(int argc, char **argv)
         cx_config_free(cfg);
         return 1;
     }
-    if (cx_broker_start(b, err, sizeof err) != CX_OK) {
-        cx_log(CX_LOG_ERR, "Error: %s", err);
-        if (!cx_log_enabled(CX_LOG_ERR))
-            fprintf(stderr, "Error: %s\n", err);
-        cx_broker_stop(b);
-        cx_broker_free(b);
-        cx_config_free(cfg);
-        cx_log_shutdown();
-        return 1;
-    }
+    if (cx_broker_open(b, err, sizeof err) != CX_OK)
+        return start_failed(b, cfg, err);
     if (cfg->pid_file) {
         int rc = write_pid_file(cfg->pid_file);
         if (rc)
@@ -304,6 +313,8 @@ int main(int argc, char **argv)
     if (rc)
         cx_log(CX_LOG_WARNING, "Unable to drop privileges to '%s': %s.", cfg->user,
                cx_strerror(rc));
+    if (cx_broker_start(b, err, sizeof err) != CX_OK)
+        return start_failed(b, cfg, err);
 
     for (;;) {
         int sig = 0;

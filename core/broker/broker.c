@@ -213,12 +213,16 @@ static int open_listeners(cx_broker_t *b, char *err, size_t errlen)
     return CX_OK;
 }
 
+int cx_broker_open(cx_broker_t *b, char *err, size_t errlen)
+{
+    return open_listeners(b, err, errlen);
+}
+
 int cx_broker_start(cx_broker_t *b, char *err, size_t errlen)
 {
+    /* Plugins are loaded after the privilege drop (if any), as Mosquitto reads its password
+     * and ACL files: a file the broker's user cannot read fails now, not at the next reload. */
     int rc = load_plugins(b, err, errlen);
-    if (rc)
-        return rc;
-    rc = open_listeners(b, err, errlen);
     if (rc)
         return rc;
     cx_sys_init(b);

@@ -167,7 +167,9 @@ struct cx_session {
 
 /* Broker-wide functions (broker.c). */
 cx_broker_t *cx_broker_new(cx_config_t *cfg, char *err, size_t errlen);
-/* Opens listeners, starts worker threads. */
+/* Opens the listening sockets (before privileges are dropped: ports below 1024). */
+int cx_broker_open(cx_broker_t *b, char *err, size_t errlen);
+/* Loads plugins and starts the worker threads (after the privilege drop). */
 int cx_broker_start(cx_broker_t *b, char *err, size_t errlen);
 /* Stops every worker and waits for them (clean shutdown). */
 void cx_broker_stop(cx_broker_t *b);
