@@ -692,6 +692,50 @@ static void handle_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
 
 /* --- PUBLISH and acknowledgements --- */
 
+/* Takes a message interceptor's new user properties into props (copied into the worker's
+ * arena, which lives until the packet is done). False if they are not valid UTF-8. */
+static bool replace_user_props(cx_client_t *cl, cx_mqtt_props_t *props,
+                               const culex_ev_message *mev)
+{
+    props->present &= ~CX_PROP_BIT(CX_PROP_USER_PROPERTY);
+    props->user_props = NULL;
+    props->user_prop_count = 0;
+    if (!mev->new_user_prop_count)
+        return true;
+    cx_mqtt_user_prop_t *up =
+        cx_arena_alloc(&cl->worker->arena, mev->new_user_prop_count * sizeof *up);
+    if (!up)
+        return false;
+    for (size_t i = 0; i < mev->new_user_prop_count; i++) {
+        const culex_user_property *u = &mev->new_user_props[i];
+        up[i].key = (cx_str_t){(const uint8_t *)u->key, u->key_len};
+        up[i].value = (cx_str_t){(const uint8_t *)u->value, u->value_len};
+        if ((u->key_len && !u->key) || (u->value_len && !u->value) ||
+            !cx_mqtt_utf8_is_valid(up[i].key) || !cx_mqtt_utf8_is_valid(up[i].value)) {
+            cx_log(CX_LOG_WARNING, "A plugin set an invalid user property: message dropped.");
+            return false;
+        }
+    }
+    props->present |= CX_PROP_BIT(CX_PROP_USER_PROPERTY);
+    props->user_props = up;
+    props->user_prop_count = mev->new_user_prop_count;
+    return true;
+}
+
+/* Frees what a message interceptor handed over (all from host->alloc). The message copies
+ * it first, so this runs once the PUBLISH is handled. */
+static void release_plugin_output(char *topic, uint8_t *payload, culex_user_property *up,
+                                  size_t n)
+{
+    cx_phost_free_mem(topic);
+    cx_phost_free_mem(payload);
+    for (size_t i = 0; up && i < n; i++) {
+        cx_phost_free_mem((char *)up[i].key);
+        cx_phost_free_mem((char *)up[i].value);
+    }
+    cx_phost_free_mem(up);
+}
+
 /* A PUBLISH that is not routed (size limit, denied, dropped by a plugin) is still
  * acknowledged, with rc where MQTT 5 can say why; a 3.x QoS 2 flow is completed normally. */
 static void drop_publish(cx_client_t *cl, const cx_mqtt_publish_t *p, uint8_t rc_v5)
@@ -780,8 +824,11 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
 
     /* Plugins: may this client publish here, and does an interceptor change or drop it? */
     cx_str_t payload = p->payload;
+    cx_mqtt_props_t props = p->props; /* user properties may be replaced by a plugin */
     char *new_topic = NULL;
     uint8_t *new_payload = NULL;
+    culex_user_property *new_props = NULL;
+    size_t new_nprops = 0;
     bool intercepted = false; /* dropped by a message interceptor: acknowledged as normal */
     if (cl->chain) {
         char tbuf[512];
@@ -802,10 +849,31 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
             culex_ev_message mev = {.size = sizeof mev, .client = cl->pc, .topic = tcopy,
                                     .payload = p->payload.p, .payload_len = p->payload.len,
                                     .qos = p->qos, .retain = p->retain};
+            if (v5 && p->props.user_prop_count &&
+                cx_mqtt_props_has(&p->props, CX_PROP_USER_PROPERTY)) {
+                culex_user_property *up =
+                    cx_arena_alloc(&w->arena, p->props.user_prop_count * sizeof *up);
+                if (!up) {
+                    fail_oom(cl);
+                    return;
+                }
+                for (size_t i = 0; i < p->props.user_prop_count; i++) {
+                    const cx_mqtt_user_prop_t *u = &p->props.user_props[i];
+                    up[i] = (culex_user_property){(const char *)u->key.p, u->key.len,
+                                                  (const char *)u->value.p, u->value.len};
+                }
+                mev.user_props = up;
+                mev.user_prop_count = p->props.user_prop_count;
+            }
             cx_ticket_t *none = NULL;
             int mv = cx_chain_run(cl->chain, CULEX_EV_MESSAGE, &mev, true, &none, NULL, NULL);
             new_topic = mev.new_topic;
             new_payload = mev.new_payload;
+            new_props = mev.new_user_props;
+            new_nprops = mev.new_user_prop_count;
+            if (mev.replace_user_props && mv != CULEX_DENY &&
+                !replace_user_props(cl, &props, &mev))
+                intercepted = true; /* the plugin's list was invalid: dropped, logged */
             if (mv == CULEX_DENY) {
                 intercepted = true;
             } else if (new_payload) {
@@ -826,8 +894,7 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
                 cx_log(CX_LOG_NOTICE, "Denied PUBLISH from %s to '%.*s'.", s->client_id,
                        (int)topic.len, (const char *)topic.p);
             drop_publish(cl, p, v != CULEX_ALLOW ? CX_RC_NOT_AUTHORIZED : CX_RC_SUCCESS);
-            cx_phost_free_mem(new_topic);
-            cx_phost_free_mem(new_payload);
+            release_plugin_output(new_topic, new_payload, new_props, new_nprops);
             return;
         }
         if (new_topic)
@@ -858,7 +925,7 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
             fail_oom(cl);
             goto out;
         }
-        cx_msg_t *m = cx_msg_new(topic, payload, v5 ? &p->props : NULL, p->qos, p->retain, s,
+        cx_msg_t *m = cx_msg_new(topic, payload, v5 ? &props : NULL, p->qos, p->retain, s,
                                  (int64_t)cx_loop_now(w->loop));
         cx_free(heap);
         if (!m) {
@@ -876,8 +943,7 @@ static void handle_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     else if (p->qos == 2)
         cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
 out:
-    cx_phost_free_mem(new_topic);
-    cx_phost_free_mem(new_payload);
+    release_plugin_output(new_topic, new_payload, new_props, new_nprops);
 }
 
 static void handle_ack(cx_client_t *cl, cx_mqtt_type type, const cx_mqtt_ack_t *a)

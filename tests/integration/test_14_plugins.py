@@ -9,7 +9,7 @@ import time
 import unittest
 
 from harness import (
-    AUTH, CONNACK, P_AUTH_DATA, P_AUTH_METHOD, build_auth, build_connect,
+    AUTH, CONNACK, P_AUTH_DATA, P_AUTH_METHOD, P_USER_PROPERTY, build_auth, build_connect,
     BROKER, BrokerTest, IS_CULEX, culex_only, run_broker_once, unique,
     RC_NOT_AUTHORIZED, RC_BAD_USERNAME_PASSWORD,
 )
@@ -151,6 +151,22 @@ class AclAndMessages(BrokerTest):
         m = s.recv_publish()
         self.assertEqual((m.topic, m.payload), ("up/x", b"HELLO"))
         s.expect_nothing(0.2)
+
+    def test_message_user_properties_rewritten(self):
+        """A MESSAGE hook replaces the user properties (MQTT 5)."""
+        b = self.start_broker(plugin(msg_tag_prefix="tag/"))
+        s = self.raw_connected(b, unique("s"), 5)
+        s.subscribe("tag/#", qos=1)
+        p = self.raw_connected(b, unique("p"), 5)
+        p.publish("tag/x", b"v", qos=1, props=[(P_USER_PROPERTY, ("a", "1"))])
+        m = s.recv_publish()
+        self.assertEqual(m.props.all(P_USER_PROPERTY), [("a", "1"), ("via", "fixture")])
+
+    def test_unsubscribe_denied(self):
+        b = self.start_broker(plugin(acl_deny_prefix="secret/"))
+        c = self.raw_connected(b, unique("c"), 5)
+        self.assertEqual(c.unsubscribe("secret/x").codes, [RC_NOT_AUTHORIZED])
+        self.assertEqual(c.unsubscribe("open/x").codes, [0x11])
 
     def test_kick_and_publish_from_plugin(self):
         t = unique("tick/")

@@ -122,6 +122,14 @@ typedef struct culex_option {
 } culex_option;
 #endif
 
+/* An MQTT 5 user property (UTF-8, not NUL-terminated). */
+typedef struct culex_user_property {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} culex_user_property;
+
 /* Checks that the host filled `member` of event struct *ev (added after 1.0). */
 #define CULEX_EV_HAS(ev, member)                                                        \
     ((ev)->size >= offsetof(__typeof__(*(ev)), member) + sizeof((ev)->member))
@@ -179,6 +187,14 @@ typedef struct culex_ev_message {
     char *new_topic;
     uint8_t *new_payload;
     size_t new_payload_len;
+    /* The message's user properties (MQTT 5), borrowed. */
+    const culex_user_property *user_props;
+    size_t user_prop_count;
+    /* Output: a replacement list of user properties (array and strings from host->alloc;
+     * the host takes them all); set replace_user_props to use it, even when empty. */
+    culex_user_property *new_user_props;
+    size_t new_user_prop_count;
+    bool replace_user_props;
 } culex_ev_message;
 
 typedef struct culex_ev_tick {
