@@ -1,11 +1,9 @@
 /* retain.c: the retained-message store.
  *
  * A trie over topic levels, one node per level, each holding at most one value. Children are
- * kept in the same kind of small open-addressing table as in subtree.c (one inline slot for
+ * kept in the small open-addressing table subtree.c uses too (levelmap.h: one inline slot for
  * the chain case, a power-of-two table beyond), so an exact lookup is one probe per level and
- * a wildcard filter visits only the subtrees it matches. The table code is a deliberate copy
- * of subtree.c's, specialised to this node type; if a third trie appears it should move to a
- * shared header.
+ * a wildcard filter visits only the subtrees it matches.
  *
  * Callbacks need each match's full topic, so the walk keeps the current path in one buffer,
  * appending a level on the way down and cutting it on the way up. With parent pointers and
@@ -17,31 +15,31 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
+#include "levelmap.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
 typedef struct rnode rnode_t;
 struct rnode {
-    rnode_t *parent; /* NULL for the root */
-    union {
-        rnode_t *one;  /* kbits == 0: a single slot in place */
-        rnode_t **tab; /* kbits > 0: 2^kbits slots */
-    } kids;
-    void *value;      /* one reference owned by the store, or NULL */
-    uint32_t nkids;   /* children (a scan cursor while the store is being freed) */
-    uint32_t khash;
-    uint16_t keylen;
-    uint8_t kbits;
-    char key[];
+    rnode_t *parent;        /* NULL for the root */
+    cx_levelmap_t kids;     /* children (their lv entries) */
+    void *value;            /* one reference owned by the store, or NULL */
+    cx_levelmap_entry_t lv; /* key's hash and length */
+    char key[];             /* the level, not NUL-terminated */
 };
+CX_LEVELMAP_CHECK_LAYOUT(rnode_t, lv, key);
+
+/* The node whose entry e is, or NULL. */
+static inline rnode_t *rnode_of(cx_levelmap_entry_t *e)
+{
+    return e ? (rnode_t *)((char *)e - offsetof(rnode_t, lv)) : NULL;
+}
 
 struct cx_retain {
     pthread_rwlock_t lock;
     rnode_t *root;
-    uint64_t seed;
+    uint64_t seed; /* per-store hash seed, so publishers cannot aim level collisions at us */
     cx_retain_ref_cb ref;
     cx_retain_unref_cb unref;
     size_t max_topic_len; /* longest topic ever set: bounds the path buffer */
@@ -50,167 +48,12 @@ struct cx_retain {
 
 static const uint8_t empty_bytes[1];
 
-static size_t level_end(cx_str_t s, size_t off)
-{
-    if (off >= s.len)
-        return s.len;
-    const uint8_t *q = memchr(s.p + off, '/', s.len - off);
-    return q ? (size_t)(q - s.p) : s.len;
-}
-
-/* `off` is where the level after some level L starts (s.len + 1 past the last); returns where
- * L starts. */
-static size_t level_start_before(cx_str_t s, size_t off)
-{
-    size_t i = off - 1;
-    while (i > 0 && s.p[i - 1] != '/')
-        i--;
-    return i;
-}
-
-/* Seeded so that publishers cannot aim level collisions at one table (see subtree.c). */
-static uint32_t level_hash(uint64_t seed, const uint8_t *p, size_t len)
-{
-    const uint64_t k = 0x9e3779b97f4a7c15ULL;
-    uint64_t h = seed ^ ((uint64_t)len * k);
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * k;
-        h ^= h >> 29;
-        p += 8;
-        len -= 8;
-    }
-    if (len) {
-        uint64_t w = 0;
-        memcpy(&w, p, len);
-        h = (h ^ w) * k;
-    }
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ULL;
-    h ^= h >> 32;
-    return (uint32_t)h;
-}
-
 /* ---- children -------------------------------------------------------------------------- */
-
-static rnode_t **kslots(const rnode_t *n)
-{
-    return n->kbits ? n->kids.tab : (rnode_t **)&n->kids.one;
-}
-
-static size_t kmask(const rnode_t *n)
-{
-    return ((size_t)1 << n->kbits) - 1;
-}
-
-static size_t kroom(unsigned bits)
-{
-    size_t cap = (size_t)1 << bits;
-    return bits <= 2 ? cap : cap / 4 * 3;
-}
-
-static rnode_t *kfind(const rnode_t *n, const uint8_t *key, size_t len, uint32_t h)
-{
-    rnode_t **s = kslots(n);
-    size_t mask = kmask(n);
-    for (size_t i = h & mask, probes = 0; probes <= mask; i = (i + 1) & mask, probes++) {
-        const rnode_t *c = s[i];
-        if (!c)
-            return NULL;
-        if (c->khash == h && c->keylen == len && (len == 0 || memcmp(c->key, key, len) == 0))
-            return s[i];
-    }
-    return NULL;
-}
-
-static void kplace(rnode_t **s, size_t mask, rnode_t *c)
-{
-    size_t i = c->khash & mask;
-    while (s[i])
-        i = (i + 1) & mask;
-    s[i] = c;
-}
-
-static int kresize(rnode_t *n, unsigned bits)
-{
-    rnode_t **old = kslots(n), *one = NULL, **tab = &one;
-    size_t oldcap = kmask(n) + 1;
-    if (bits) {
-        tab = cx_calloc((size_t)1 << bits, sizeof *tab);
-        if (!tab)
-            return CX_ENOMEM;
-    }
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i])
-            kplace(tab, ((size_t)1 << bits) - 1, old[i]);
-    if (n->kbits)
-        cx_free(old);
-    n->kbits = (uint8_t)bits;
-    if (bits)
-        n->kids.tab = tab;
-    else
-        n->kids.one = one;
-    return CX_OK;
-}
-
-static int kinsert(rnode_t *n, rnode_t *c)
-{
-    if (n->nkids + 1 > kroom(n->kbits)) {
-        unsigned bits = n->kbits + 1u;
-        while (n->nkids + 1 > kroom(bits))
-            bits++;
-        int rc = kresize(n, bits);
-        if (rc != CX_OK)
-            return rc;
-    }
-    kplace(kslots(n), kmask(n), c);
-    n->nkids++;
-    return CX_OK;
-}
-
-static void kremove(rnode_t *n, rnode_t *c)
-{
-    rnode_t **s = kslots(n);
-    size_t mask = kmask(n), i = c->khash & mask;
-    while (s[i] != c)
-        i = (i + 1) & mask;
-    s[i] = NULL;
-    for (size_t j = (i + 1) & mask; s[j]; j = (j + 1) & mask) {
-        size_t home = s[j]->khash & mask;
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            s[i] = s[j];
-            s[j] = NULL;
-            i = j;
-        }
-    }
-    n->nkids--;
-    if (n->kbits && n->nkids <= 1) {
-        (void)kresize(n, 0);
-    } else if (n->kbits >= 3 && (size_t)n->nkids * 8 <= mask + 1) {
-        unsigned bits = 1;
-        while (kroom(bits) < (size_t)n->nkids * 2)
-            bits++;
-        (void)kresize(n, bits);
-    }
-}
 
 /* The child after c in slot order (c == NULL: the first). */
 static rnode_t *child_next(const rnode_t *n, const rnode_t *c)
 {
-    rnode_t **s = kslots(n);
-    size_t mask = kmask(n), i = 0;
-    if (c) {
-        i = c->khash & mask;
-        while (s[i] != c)
-            i = (i + 1) & mask;
-        i++;
-    }
-    for (; i <= mask; i++)
-        if (s[i])
-            return s[i];
-    return NULL;
+    return rnode_of(cx_levelmap_next(&n->kids, c ? &c->lv : NULL));
 }
 
 /* Like child_next, but when a first-level wildcard is being expanded, skips the root's
@@ -220,7 +63,7 @@ static rnode_t *child_next_vis(const rnode_t *root, bool skip_dollar, const rnod
 {
     do
         c = child_next(n, c);
-    while (c && skip_dollar && n == root && c->keylen && c->key[0] == '$');
+    while (c && skip_dollar && n == root && c->lv.keylen && c->key[0] == '$');
     return c;
 }
 
@@ -233,18 +76,15 @@ static rnode_t *node_new(rnode_t *parent, const uint8_t *key, size_t len, uint32
         return NULL;
     memset(n, 0, sizeof *n);
     n->parent = parent;
-    n->khash = h;
-    n->keylen = (uint16_t)len;
-    if (len)
-        memcpy(n->key, key, len);
+    cx_levelmap_entry_init(&n->lv, key, len, h);
     return n;
 }
 
 static void prune(rnode_t *root, rnode_t *n)
 {
-    while (n != root && !n->nkids && !n->value) {
+    while (n != root && !cx_levelmap_count(&n->kids) && !n->value) {
         rnode_t *p = n->parent;
-        kremove(p, n);
+        cx_levelmap_remove(&p->kids, &n->lv);
         cx_free(n);
         n = p;
     }
@@ -256,12 +96,14 @@ static rnode_t *topic_node(cx_retain_t *s, cx_str_t topic, bool create)
     rnode_t *n = s->root;
     size_t off = 0;
     do {
-        size_t end = level_end(topic, off), len = end - off;
-        uint32_t h = level_hash(s->seed, topic.p + off, len);
-        rnode_t *c = n->nkids ? kfind(n, topic.p + off, len, h) : NULL;
+        size_t end = cx_levelmap_level_end(topic, off), len = end - off;
+        uint32_t h = cx_levelmap_hash(s->seed, topic.p + off, len);
+        rnode_t *c = cx_levelmap_count(&n->kids)
+                         ? rnode_of(cx_levelmap_find(&n->kids, topic.p + off, len, h))
+                         : NULL;
         if (!c && create) {
             c = node_new(n, topic.p + off, len, h);
-            if (c && kinsert(n, c) != CX_OK)
+            if (c && cx_levelmap_insert(&n->kids, &c->lv) != CX_OK)
                 cx_free_null(c);
             if (!c)
                 prune(s->root, n);
@@ -299,13 +141,13 @@ static void path_push(path_t *b, const rnode_t *root, const rnode_t *c)
 {
     if (c->parent != root)
         b->p[b->len++] = '/';
-    memcpy(b->p + b->len, c->key, c->keylen);
-    b->len += c->keylen;
+    memcpy(b->p + b->len, c->key, c->lv.keylen);
+    b->len += c->lv.keylen;
 }
 
 static void path_pop(path_t *b, const rnode_t *root, const rnode_t *c)
 {
-    b->len -= c->keylen + (c->parent != root);
+    b->len -= c->lv.keylen + (c->parent != root);
 }
 
 /* Calls cb for every value strictly below base; b holds base's path on entry and on return. */
@@ -357,11 +199,7 @@ cx_retain_t *cx_retain_new(cx_retain_ref_cb ref, cx_retain_unref_cb unref)
         cx_free(s);
         return NULL;
     }
-    if (getrandom(&s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s->seed = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)s;
-    }
+    s->seed = cx_levelmap_seed(s);
     s->ref = ref;
     s->unref = unref;
     s->max_topic_len = 0;
@@ -373,25 +211,20 @@ void cx_retain_free(cx_retain_t *s)
 {
     if (!s)
         return;
-    /* Stackless post-order as in cx_subtree_free: nkids becomes a slot cursor. */
+    /* Stackless post-order as in cx_subtree_free: each child map is drained by a cursor. */
     rnode_t *n = s->root;
-    n->nkids = 0;
+    cx_levelmap_drain_begin(&n->kids);
     while (n) {
-        rnode_t *c = NULL, **slots = kslots(n);
-        while (!c && n->nkids <= kmask(n)) {
-            c = slots[n->nkids];
-            slots[n->nkids++] = NULL;
-        }
+        rnode_t *c = rnode_of(cx_levelmap_drain(&n->kids));
         if (c) {
-            c->nkids = 0;
+            cx_levelmap_drain_begin(&c->kids);
             n = c;
             continue;
         }
         rnode_t *p = n->parent;
         if (n->value)
             s->unref(n->value);
-        if (n->kbits)
-            cx_free(n->kids.tab);
+        cx_levelmap_fini(&n->kids);
         cx_free(n);
         n = p;
     }
@@ -470,7 +303,7 @@ int cx_retain_match(cx_retain_t *s, cx_str_t filter, cx_retain_match_cb cb, void
             if (n->value)
                 cb(ud, (cx_str_t){b.p, b.len}, n->value);
         } else {
-            size_t end = level_end(filter, off), len = end - off;
+            size_t end = cx_levelmap_level_end(filter, off), len = end - off;
             const uint8_t *lv = filter.p + off;
             if (len == 1 && lv[0] == '#') {
                 if (n != root && n->value) /* "a/#" also matches "a" */
@@ -478,8 +311,9 @@ int cx_retain_match(cx_retain_t *s, cx_str_t filter, cx_retain_match_cb cb, void
                 emit_below(s, n, &b, skip_dollar, cb, ud);
             } else if (len == 1 && lv[0] == '+') {
                 next = child_next_vis(root, skip_dollar, n, NULL);
-            } else if (n->nkids) {
-                next = kfind(n, lv, len, level_hash(s->seed, lv, len));
+            } else if (cx_levelmap_count(&n->kids)) {
+                uint32_t h = cx_levelmap_hash(s->seed, lv, len);
+                next = rnode_of(cx_levelmap_find(&n->kids, lv, len, h));
             }
             if (next)
                 off = end + 1;
@@ -489,9 +323,9 @@ int cx_retain_match(cx_retain_t *s, cx_str_t filter, cx_retain_match_cb cb, void
             if (n == root)
                 goto done;
             rnode_t *p = n->parent;
-            size_t poff = level_start_before(filter, off);
+            size_t poff = cx_levelmap_level_start_before(filter, off);
             path_pop(&b, root, n);
-            if (filter.p[poff] == '+' && level_end(filter, poff) == poff + 1)
+            if (filter.p[poff] == '+' && cx_levelmap_level_end(filter, poff) == poff + 1)
                 next = child_next_vis(root, skip_dollar, p, n);
             if (!next) {
                 n = p;

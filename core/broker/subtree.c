@@ -8,7 +8,8 @@
  * linear scan, so 100k subscribers on one filter still add and remove in O(1)), shared ones
  * in a short list of groups, each with its own members and round-robin cursor. Wildcard
  * children and groups are rare, so they sit in a side struct allocated on demand: most nodes
- * are a chain link with one literal child and pay 16 bytes less.
+ * are a chain link with one literal child and pay 16 bytes less. The literal-child table and
+ * the level hash are levelmap.h's, shared with retain.c.
  *
  * Nodes keep a parent pointer so that matching, walking, pruning and destruction all run
  * without recursion or an allocated stack: a filter may have thousands of levels, and a match
@@ -18,9 +19,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
+#include "levelmap.h"
 #include "util/alloc.h"
 #include "util/err.h"
 
@@ -60,19 +60,20 @@ typedef struct node_ext {
 } node_ext_t;
 
 struct node {
-    node_t *parent; /* NULL for the root */
-    union {
-        node_t *one;  /* kbits == 0: a single slot in place, the common chain case */
-        node_t **tab; /* kbits > 0: 2^kbits slots */
-    } kids;           /* literal children; see kslots() */
-    subset_t *subs;   /* non-shared subscriptions, NULL if none */
-    node_ext_t *ext;  /* NULL unless one of its members is set */
-    uint32_t nkids;   /* literal children (a scan cursor while the tree is being freed) */
-    uint32_t khash;   /* level_hash of key, kept so tables can grow without rehashing keys */
-    uint16_t keylen;  /* a level is at most 65535 bytes since a whole filter is */
-    uint8_t kbits;
-    char key[];       /* the level ("+" and "#" for wildcard nodes), not NUL-terminated */
+    node_t *parent;         /* NULL for the root */
+    cx_levelmap_t kids;     /* literal children (their lv entries) */
+    subset_t *subs;         /* non-shared subscriptions, NULL if none */
+    node_ext_t *ext;        /* NULL unless one of its members is set */
+    cx_levelmap_entry_t lv; /* key's hash (0 for wildcards, which are in no map) and length */
+    char key[];             /* the level ("+" and "#" for wildcard nodes), not NUL-terminated */
 };
+CX_LEVELMAP_CHECK_LAYOUT(node_t, lv, key);
+
+/* The node whose entry e is, or NULL. */
+static inline node_t *node_of(cx_levelmap_entry_t *e)
+{
+    return e ? (node_t *)((char *)e - offsetof(node_t, lv)) : NULL;
+}
 
 struct cx_subtree {
     pthread_rwlock_t lock;
@@ -83,65 +84,7 @@ struct cx_subtree {
     _Atomic size_t shared_count;
 };
 
-/* ---- levels ---------------------------------------------------------------------------- */
-
 static const uint8_t empty_bytes[1];
-
-/* End of the level starting at off: the index of the next '/' or s.len. */
-static size_t level_end(cx_str_t s, size_t off)
-{
-    if (off >= s.len)
-        return s.len;
-    const uint8_t *q = memchr(s.p + off, '/', s.len - off);
-    return q ? (size_t)(q - s.p) : s.len;
-}
-
-/* `off` is where the level after some level L starts (s.len + 1 if L is the last one);
- * returns where L starts. Backtracking uses this instead of remembering offsets on a stack. */
-static size_t level_start_before(cx_str_t s, size_t off)
-{
-    size_t i = off - 1;
-    while (i > 0 && s.p[i - 1] != '/')
-        i--;
-    return i;
-}
-
-/* A seeded word-at-a-time hash. Not cryptographic, but the per-tree random seed goes through
- * every multiplication, so a client cannot precompute levels that pile into one bucket the way
- * it could with a fixed FNV. */
-static uint32_t level_hash(uint64_t seed, const uint8_t *p, size_t len)
-{
-    const uint64_t k = 0x9e3779b97f4a7c15ULL;
-    uint64_t h = seed ^ ((uint64_t)len * k);
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * k;
-        h ^= h >> 29;
-        p += 8;
-        len -= 8;
-    }
-    if (len) {
-        uint64_t w = 0;
-        memcpy(&w, p, len);
-        h = (h ^ w) * k;
-    }
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ULL;
-    h ^= h >> 32;
-    return (uint32_t)h;
-}
-
-static uint64_t make_seed(const void *salt)
-{
-    uint64_t s = 0;
-    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)salt;
-    }
-    return s;
-}
 
 /* ---- owner sets ------------------------------------------------------------------------ */
 
@@ -305,110 +248,6 @@ static void subset_free(subset_t *s)
 
 /* ---- children -------------------------------------------------------------------------- */
 
-static node_t **kslots(const node_t *n)
-{
-    return n->kbits ? n->kids.tab : (node_t **)&n->kids.one;
-}
-
-static size_t kmask(const node_t *n)
-{
-    return ((size_t)1 << n->kbits) - 1;
-}
-
-/* How many children 2^bits slots may hold: tiny tables may fill up (a probe sequence is at
- * most four long anyway), larger ones stay at 3/4 so that misses end quickly. */
-static size_t kroom(unsigned bits)
-{
-    size_t cap = (size_t)1 << bits;
-    return bits <= 2 ? cap : cap / 4 * 3;
-}
-
-static node_t *kfind(const node_t *n, const uint8_t *key, size_t len, uint32_t h)
-{
-    node_t **s = kslots(n);
-    size_t mask = kmask(n);
-    for (size_t i = h & mask, probes = 0; probes <= mask; i = (i + 1) & mask, probes++) {
-        const node_t *c = s[i];
-        if (!c)
-            return NULL;
-        if (c->khash == h && c->keylen == len && (len == 0 || memcmp(c->key, key, len) == 0))
-            return s[i];
-    }
-    return NULL;
-}
-
-static void kplace(node_t **s, size_t mask, node_t *c)
-{
-    size_t i = c->khash & mask;
-    while (s[i])
-        i = (i + 1) & mask;
-    s[i] = c;
-}
-
-static int kresize(node_t *n, unsigned bits)
-{
-    node_t **old = kslots(n), *one = NULL, **tab = &one;
-    size_t oldcap = kmask(n) + 1;
-    if (bits) {
-        tab = cx_calloc((size_t)1 << bits, sizeof *tab);
-        if (!tab)
-            return CX_ENOMEM;
-    }
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i])
-            kplace(tab, ((size_t)1 << bits) - 1, old[i]);
-    if (n->kbits)
-        cx_free(old);
-    n->kbits = (uint8_t)bits;
-    if (bits)
-        n->kids.tab = tab;
-    else
-        n->kids.one = one;
-    return CX_OK;
-}
-
-static int kinsert(node_t *n, node_t *c)
-{
-    if (n->nkids + 1 > kroom(n->kbits)) {
-        unsigned bits = n->kbits + 1u;
-        while (n->nkids + 1 > kroom(bits))
-            bits++;
-        int rc = kresize(n, bits);
-        if (rc != CX_OK)
-            return rc;
-    }
-    kplace(kslots(n), kmask(n), c);
-    n->nkids++;
-    return CX_OK;
-}
-
-static void kremove(node_t *n, node_t *c)
-{
-    node_t **s = kslots(n);
-    size_t mask = kmask(n), i = c->khash & mask;
-    while (s[i] != c)
-        i = (i + 1) & mask;
-    s[i] = NULL;
-    for (size_t j = (i + 1) & mask; s[j]; j = (j + 1) & mask) {
-        size_t home = s[j]->khash & mask;
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            s[i] = s[j];
-            s[j] = NULL;
-            i = j;
-        }
-    }
-    n->nkids--;
-    if (n->kbits && n->nkids <= 1) {
-        (void)kresize(n, 0); /* cannot fail: no allocation */
-    } else if (n->kbits >= 3 && (size_t)n->nkids * 8 <= mask + 1) {
-        unsigned bits = 1;
-        while (kroom(bits) < (size_t)n->nkids * 2)
-            bits++;
-        (void)kresize(n, bits); /* a failed shrink keeps the larger table */
-    }
-}
-
 static node_t *plus_of(const node_t *n)
 {
     return n->ext ? n->ext->plus : NULL;
@@ -433,17 +272,9 @@ static node_t *child_next(const node_t *n, const node_t *c)
         return NULL;
     if (c && c == plus)
         return hash;
-    node_t **s = kslots(n);
-    size_t mask = kmask(n), i = 0;
-    if (c) {
-        i = c->khash & mask;
-        while (s[i] != c)
-            i = (i + 1) & mask;
-        i++;
-    }
-    for (; i <= mask; i++)
-        if (s[i])
-            return s[i];
+    node_t *lit = node_of(cx_levelmap_next(&n->kids, c ? &c->lv : NULL));
+    if (lit)
+        return lit;
     return plus ? plus : hash;
 }
 
@@ -456,17 +287,13 @@ static node_t *node_new(node_t *parent, const uint8_t *key, size_t len, uint32_t
         return NULL;
     memset(n, 0, sizeof *n);
     n->parent = parent;
-    n->khash = h;
-    n->keylen = (uint16_t)len;
-    if (len)
-        memcpy(n->key, key, len);
+    cx_levelmap_entry_init(&n->lv, key, len, h);
     return n;
 }
 
 static void node_free(node_t *n)
 {
-    if (n->kbits)
-        cx_free(n->kids.tab);
+    cx_levelmap_fini(&n->kids);
     subset_free(n->subs);
     for (group_t *g = groups_of(n), *next; g; g = next) {
         next = g->next;
@@ -496,7 +323,7 @@ static void prune(node_t *root, node_t *n)
 {
     for (;;) {
         ext_trim(n);
-        if (n == root || n->nkids || n->subs || n->ext)
+        if (n == root || cx_levelmap_count(&n->kids) || n->subs || n->ext)
             return;
         node_t *p = n->parent;
         if (p->ext && p->ext->plus == n)
@@ -504,7 +331,7 @@ static void prune(node_t *root, node_t *n)
         else if (p->ext && p->ext->hash == n)
             p->ext->hash = NULL;
         else
-            kremove(p, n);
+            cx_levelmap_remove(&p->kids, &n->lv);
         node_free(n);
         n = p;
     }
@@ -523,12 +350,12 @@ static node_t *child_get(cx_subtree_t *t, node_t *n, const uint8_t *key, size_t 
             *wild = node_new(n, key, len, 0);
         return *wild; /* on failure the caller's prune drops an empty ext */
     }
-    uint32_t h = level_hash(t->seed, key, len);
-    node_t *c = kfind(n, key, len, h);
+    uint32_t h = cx_levelmap_hash(t->seed, key, len);
+    node_t *c = node_of(cx_levelmap_find(&n->kids, key, len, h));
     if (c || !create)
         return c;
     c = node_new(n, key, len, h);
-    if (c && kinsert(n, c) != CX_OK)
+    if (c && cx_levelmap_insert(&n->kids, &c->lv) != CX_OK)
         cx_free_null(c);
     return c;
 }
@@ -540,7 +367,7 @@ static node_t *filter_node(cx_subtree_t *t, cx_str_t filter, bool create)
     node_t *n = t->root;
     size_t off = 0;
     do {
-        size_t end = level_end(filter, off);
+        size_t end = cx_levelmap_level_end(filter, off);
         node_t *c = child_get(t, n, filter.p + off, end - off, create);
         if (!c) {
             if (create)
@@ -612,7 +439,7 @@ cx_subtree_t *cx_subtree_new(void)
         cx_free(t);
         return NULL;
     }
-    t->seed = make_seed(t);
+    t->seed = cx_levelmap_seed(t);
     t->max_filter_len = 0;
     atomic_init(&t->count, 0);
     atomic_init(&t->shared_count, 0);
@@ -624,15 +451,11 @@ void cx_subtree_free(cx_subtree_t *t)
     if (!t)
         return;
     /* Post-order without a stack: detach children one at a time, descending into each; a
-     * node's nkids becomes a cursor over its slots so a wide node is scanned only once. */
+     * node's child map is drained through a cursor so a wide node is scanned only once. */
     node_t *n = t->root;
-    n->nkids = 0;
+    cx_levelmap_drain_begin(&n->kids);
     while (n) {
-        node_t *c = NULL, **s = kslots(n);
-        while (!c && n->nkids <= kmask(n)) {
-            c = s[n->nkids];
-            s[n->nkids++] = NULL;
-        }
+        node_t *c = node_of(cx_levelmap_drain(&n->kids));
         if (!c && n->ext && n->ext->plus) {
             c = n->ext->plus;
             n->ext->plus = NULL;
@@ -642,7 +465,7 @@ void cx_subtree_free(cx_subtree_t *t)
             n->ext->hash = NULL;
         }
         if (c) {
-            c->nkids = 0;
+            cx_levelmap_drain_begin(&c->kids);
             n = c;
             continue;
         }
@@ -766,9 +589,10 @@ void cx_subtree_match(cx_subtree_t *t, cx_str_t topic, cx_subtree_match_cb cb,
         if (off > topic.len) {
             emit_node(n, cb, pick, ud);
         } else {
-            size_t end = level_end(topic, off), len = end - off;
-            if (n->nkids)
-                next = kfind(n, topic.p + off, len, level_hash(t->seed, topic.p + off, len));
+            size_t end = cx_levelmap_level_end(topic, off), len = end - off;
+            if (cx_levelmap_count(&n->kids))
+                next = node_of(cx_levelmap_find(&n->kids, topic.p + off, len,
+                                                cx_levelmap_hash(t->seed, topic.p + off, len)));
             if (!next && wild_ok)
                 next = plus_of(n);
             if (next)
@@ -784,7 +608,7 @@ void cx_subtree_match(cx_subtree_t *t, cx_str_t topic, cx_subtree_match_cb cb,
             if (plus && n != plus && (p != root || !dollar)) {
                 next = plus;
             } else {
-                off = level_start_before(topic, off);
+                off = cx_levelmap_level_start_before(topic, off);
                 n = p;
             }
         }
@@ -824,15 +648,15 @@ int cx_subtree_walk(cx_subtree_t *t, cx_subtree_walk_cb cb, void *ud)
             if (n == root)
                 goto done;
             node_t *p = n->parent;
-            len -= n->keylen + (p != root);
+            len -= n->lv.keylen + (p != root);
             c = child_next(p, n);
             if (!c)
                 n = p;
         }
         if (c->parent != root)
             path[len++] = '/';
-        memcpy(path + len, c->key, c->keylen);
-        len += c->keylen;
+        memcpy(path + len, c->key, c->lv.keylen);
+        len += c->lv.keylen;
         n = c;
         walk_node(n, (cx_str_t){path, len}, cb, ud);
     }
