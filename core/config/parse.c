@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
 #include "conf_table.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -463,6 +464,21 @@ const char *cx_conf_set_include_dir(cx_conf_ctx_t *ctx, const cx_conf_directive_
 
 /* ---- entry point ------------------------------------------------------------------------ */
 
+/* When a file is refused anyway, its plugin files that cannot be read are named too, so one
+ * run lists every problem (a missing plugin is otherwise found by the host at start). */
+static void name_missing_plugins(cx_conf_ctx_t *ctx)
+{
+    const cx_config_t *cfg = ctx->cfg;
+    for (size_t i = 0; i < cfg->plugin_count; i++) {
+        const cx_plugin_conf_t *p = &cfg->plugins[i];
+        if (!p->path || access(p->path, R_OK) == 0)
+            continue;
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot load plugin %s: %s", p->path, strerror(errno));
+        add_error(ctx, p->file ? p->file : "?", p->line, "plugin", msg);
+    }
+}
+
 int cx_config_load(cx_config_t *cfg, const char *path, char *err, size_t errlen)
 {
     if (err && errlen)
@@ -488,6 +504,8 @@ int cx_config_load(cx_config_t *cfg, const char *path, char *err, size_t errlen)
     int rc = cx_conf_parse_file(&ctx, path, 0);
     if (rc == 0 && ctx.nerr == 0)
         cx_conf_plugins_finish(&ctx);
+    else if (rc != CX_ENOMEM)
+        name_missing_plugins(&ctx);
     cx_free(ctx.warned);
     if (rc == CX_ENOMEM) {
         if (err && errlen)

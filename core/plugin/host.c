@@ -518,7 +518,8 @@ static int hook_cmp(const void *a, const void *b)
 
 int cx_phost_finish(cx_phost_t *h)
 {
-    qsort(h->hooks, h->nhooks, sizeof *h->hooks, hook_cmp);
+    if (h->nhooks) /* qsort may not be given NULL, even for zero elements */
+        qsort(h->hooks, h->nhooks, sizeof *h->hooks, hook_cmp);
     for (size_t li = 0; li < h->nlisteners; li++) {
         cx_chain_t *c = &h->chains[li];
         for (size_t i = 0; i < h->nhooks; i++) {
