@@ -11,9 +11,15 @@
 
 #include "sdk_internal.h"
 
+/* Recency list links, kept apart from the entry so that the cache's sentinel is not a struct
+ * with a flexible array member (a GNU extension). `link` is the first member of an entry. */
+typedef struct lru_link {
+    struct lru_link *prev, *next;
+} lru_link;
+
 typedef struct entry {
+    lru_link link;             /* recency list, most recent first; must stay first */
     struct entry *hnext;       /* bucket chain */
-    struct entry *prev, *next; /* recency list, most recent first */
     uint64_t hash;
     uint64_t expires_ns;
     int value;
@@ -26,7 +32,7 @@ struct culex_cache {
     uint64_t key[2];
     entry **buckets;
     size_t mask;
-    entry lru; /* sentinel: lru.next = most recent, lru.prev = least recent */
+    lru_link lru; /* sentinel: lru.next = most recent, lru.prev = least recent */
     size_t count, max;
     uint64_t pos_ttl_ns, neg_ttl_ns;
     uint64_t hits, misses;
@@ -70,18 +76,23 @@ culex_cache *culex_cache_new(size_t max_entries, uint64_t positive_ttl_ms,
     return c;
 }
 
+static entry *link_entry(lru_link *l)
+{
+    return (entry *)l; /* link is the first member */
+}
+
 static void lru_unlink(entry *e)
 {
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
+    e->link.prev->next = e->link.next;
+    e->link.next->prev = e->link.prev;
 }
 
 static void lru_push_front(culex_cache *c, entry *e)
 {
-    e->prev = &c->lru;
-    e->next = c->lru.next;
-    c->lru.next->prev = e;
-    c->lru.next = e;
+    e->link.prev = &c->lru;
+    e->link.next = c->lru.next;
+    c->lru.next->prev = &e->link;
+    c->lru.next = &e->link;
 }
 
 /* Finds key; *slot receives the link that points at the entry (for removal). */
@@ -109,9 +120,9 @@ static void remove_entry(culex_cache *c, entry **slot, entry *e)
 /* Drops the least recently used entry. */
 static void evict_one(culex_cache *c)
 {
-    entry *victim = c->lru.prev;
-    if (victim == &c->lru)
+    if (c->lru.prev == &c->lru)
         return;
+    entry *victim = link_entry(c->lru.prev);
     entry **slot;
     if (lookup(c, victim->hash, victim->key, victim->keylen, &slot) == victim)
         remove_entry(c, slot, victim);
@@ -216,11 +227,11 @@ int culex_cache_invalidate(culex_cache *c, const void *key, size_t keylen)
 
 static void clear_locked(culex_cache *c)
 {
-    entry *e = c->lru.next;
-    while (e != &c->lru) {
-        entry *next = e->next;
-        free(e);
-        e = next;
+    lru_link *l = c->lru.next;
+    while (l != &c->lru) {
+        lru_link *next = l->next;
+        free(link_entry(l));
+        l = next;
     }
     memset(c->buckets, 0, (c->mask + 1) * sizeof *c->buckets);
     c->lru.next = c->lru.prev = &c->lru;
