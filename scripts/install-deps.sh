@@ -1,6 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages culex needs to build and to run its test suite.
 # Run as root on Debian 12 or newer. Safe to run again.
+#
+#   scripts/install-deps.sh          build and run culex
+#   scripts/install-deps.sh --test   also what the tests compare against: Debian's mosquitto
+#                                    (mosquitto_passwd interop). Its service is not started:
+#                                    it would take port 1883 from culex.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
@@ -9,3 +14,19 @@ apt-get install -y --no-install-recommends \
     libssl-dev libcrypt-dev libargon2-dev \
     python3 python3-paho-mqtt mosquitto-clients \
     procps iproute2
+if [ "${1:-}" = "--test" ] && ! dpkg -s mosquitto >/dev/null 2>&1; then
+    # policy-rc.d answering 101 tells Debian's maintainer scripts not to start services.
+    policy=/usr/sbin/policy-rc.d
+    if [ -e "$policy" ]; then
+        apt-get install -y --no-install-recommends mosquitto
+    else
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        apt-get install -y --no-install-recommends mosquitto || { rm -f "$policy"; exit 1; }
+        rm -f "$policy"
+    fi
+    # and not at the next boot either
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable mosquitto >/dev/null 2>&1 || true
+    fi
+fi

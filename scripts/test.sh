@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer) and runs the whole ctest suite on both builds.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/install-deps.sh"
+"$top/scripts/install-deps.sh" --test
 jobs=$(nproc)
 
 "$top/scripts/build.sh" "$top/build"
