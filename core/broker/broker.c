@@ -269,6 +269,9 @@ void cx_broker_stop(cx_broker_t *b)
     for (size_t i = 0; i < b->nworkers; i++)
         if (b->workers[i].thread)
             cx_worker_join(&b->workers[i]);
+    /* A blocking plugin call still running may post its verdict: let it finish first, so
+     * that the drain below sees every post and no loop is posted to after it is freed. */
+    cx_phost_stop(b->plugins);
     /* Deliveries posted while the others were stopping: dropped cleanly. */
     for (size_t i = 0; i < b->nworkers; i++)
         cx_loop_drain(b->workers[i].loop);

@@ -971,19 +971,24 @@ int cx_phost_start(cx_phost_t *h)
     return CX_OK;
 }
 
+void cx_phost_stop(cx_phost_t *h)
+{
+    if (!h || !h->threads)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stopping = true;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    for (unsigned i = 0; i < h->nthreads; i++)
+        pthread_join(h->threads[i], NULL);
+    cx_free_null(h->threads);
+}
+
 void cx_phost_free(cx_phost_t *h)
 {
     if (!h)
         return;
-    if (h->threads) {
-        pthread_mutex_lock(&h->lock);
-        h->stopping = true;
-        pthread_cond_broadcast(&h->cond);
-        pthread_mutex_unlock(&h->lock);
-        for (unsigned i = 0; i < h->nthreads; i++)
-            pthread_join(h->threads[i], NULL);
-        cx_free(h->threads);
-    }
+    cx_phost_stop(h);
     for (size_t i = 0; i < h->nplugins; i++) {
         culex_plugin *p = h->plugins[i];
         if (p->declared && p->cleanup)

@@ -86,7 +86,10 @@ int cx_phost_set_options(cx_phost_t *h, size_t index, const culex_option *opts, 
 int cx_phost_finish(cx_phost_t *h);
 /* Starts the blocking pool. */
 int cx_phost_start(cx_phost_t *h);
-/* Stops the pool (waiting for running callbacks), calls every plugin's cleanup, unloads. */
+/* Stops the pool, waiting for running callbacks (their verdicts are posted before this
+ * returns). Idempotent. */
+void cx_phost_stop(cx_phost_t *h);
+/* Stops the pool, calls every plugin's cleanup, unloads. */
 void cx_phost_free(cx_phost_t *h);
 size_t cx_phost_count(const cx_phost_t *h);
 
