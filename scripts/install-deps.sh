@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
     build-essential cmake pkg-config \
-    libssl-dev libcrypt-dev libargon2-dev \
+    libssl-dev libcrypt-dev libargon2-dev libsqlite3-dev \
     python3 python3-paho-mqtt mosquitto-clients \
     procps iproute2
 if [ "${1:-}" = "--test" ] && ! dpkg -s mosquitto >/dev/null 2>&1; then
