@@ -1,0 +1,703 @@
+/* test_store_log.c: the append-only log engine against real files in a temp directory:
+ * round trip, group commit under several producers, torn tails at every offset, a flipped
+ * byte, compaction with concurrent appends, and a write failure (RLIMIT_FSIZE). */
+#include "cx_test.h"
+#include "store/store_log.h"
+#include "util/err.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* --- helpers ----------------------------------------------------------------------- */
+
+static char tmpdir[64];
+static char logpath[128];
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cx_store_test_XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
+    snprintf(logpath, sizeof logpath, "%s/culex.log", tmpdir);
+}
+
+static void teardown(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+        if (unlink(p) != 0)
+            rmdir(p);
+    }
+    closedir(d);
+    rmdir(tmpdir);
+}
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static int count_files_with_prefix(const char *prefix)
+{
+    DIR *d = opendir(tmpdir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+#define MAXREC 5000
+
+/* What a replay saw, in order. */
+typedef struct seen {
+    int n;
+    uint8_t type[MAXREC];
+    char key[MAXREC][32];
+    size_t vlen[MAXREC];
+    uint32_t vsum[MAXREC]; /* a checksum of the value, to compare without storing it */
+    uint64_t off[MAXREC];
+} seen_t;
+
+static uint32_t sum(const void *p, size_t n)
+{
+    return cx_store_crc32c(0, p, n);
+}
+
+static int collect(void *ud, const cx_store_log_rec_t *r)
+{
+    seen_t *s = ud;
+    CHECK(s->n < MAXREC);
+    CHECK(r->key.len < 32);
+    s->type[s->n] = r->type;
+    memcpy(s->key[s->n], r->key.p, r->key.len);
+    s->key[s->n][r->key.len] = 0;
+    s->vlen[s->n] = r->val.len;
+    s->vsum[s->n] = sum(r->val.p, r->val.len);
+    s->off[s->n] = r->off;
+    s->n++;
+    return CX_OK;
+}
+
+static seen_t *reopen(cx_store_log_recovery_t *rec)
+{
+    static seen_t seen;
+    memset(&seen, 0, sizeof seen);
+    int err = 1;
+    cx_store_log_t *s = cx_store_log_open(logpath, NULL, collect, &seen, rec, &err);
+    CHECK_INT_EQ(err, CX_OK);
+    CHECK(s != NULL);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    return &seen;
+}
+
+static cx_store_log_t *open_ok(const cx_store_log_opts_t *o)
+{
+    int err = 1;
+    cx_store_log_t *s = cx_store_log_open(logpath, o, NULL, NULL, NULL, &err);
+    CHECK_INT_EQ(err, CX_OK);
+    CHECK(s != NULL);
+    return s;
+}
+
+static int append_kv(cx_store_log_t *s, uint8_t type, const char *key, const char *val,
+                     uint64_t *seq)
+{
+    return cx_store_log_append(s, type, key, strlen(key), val, val ? strlen(val) : 0, seq);
+}
+
+/* Writes n records "k<i>" = "value-<i>" and returns the offset of the last one. */
+static uint64_t write_n(int n)
+{
+    cx_store_log_t *s = open_ok(NULL);
+    char k[32], v[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(v, sizeof v, "value-%d", i);
+        CHECK_INT_EQ(append_kv(s, 1, k, v, NULL), CX_OK);
+    }
+    CHECK_INT_EQ(cx_store_log_sync(s), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, n);
+    return seen->off[n - 1];
+}
+
+/* --- tests ------------------------------------------------------------------------- */
+
+static void test_crc32c_vector(void)
+{
+    CHECK_INT_EQ(cx_store_crc32c(0, "123456789", 9), 0xE3069283u);
+    /* Incremental equals one-shot. */
+    CHECK_INT_EQ(cx_store_crc32c(cx_store_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+}
+
+static void test_roundtrip(void)
+{
+    setup();
+    static uint8_t big[100000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    cx_store_log_t *s = open_ok(NULL);
+    char k[32], v[64];
+    uint64_t seq = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "topic/%d", i);
+        snprintf(v, sizeof v, "payload %d", i);
+        CHECK_INT_EQ(append_kv(s, (uint8_t)(i % 7), k, v, &seq), CX_OK);
+        CHECK_INT_EQ(seq, i + 1);
+    }
+    CHECK_INT_EQ(cx_store_log_append(s, 200, "", 0, NULL, 0, NULL), CX_OK); /* empty */
+    CHECK_INT_EQ(cx_store_log_append(s, 201, "big", 3, big, sizeof big, &seq), CX_OK);
+    CHECK_INT_EQ(cx_store_log_commit_wait(s, seq), CX_OK);
+    CHECK_INT_EQ(cx_store_log_commit_wait(s, seq + 1), CX_EINVAL); /* not handed out */
+    cx_store_log_stats_t st;
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.durable_seq, 102);
+    CHECK_INT_EQ(st.file_size, file_size(logpath));
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(rec.records, 102);
+    CHECK_INT_EQ(rec.bytes_dropped, 0);
+    CHECK(!rec.corrupt);
+    CHECK_INT_EQ(seen->n, 102);
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "topic/%d", i);
+        snprintf(v, sizeof v, "payload %d", i);
+        CHECK_INT_EQ(seen->type[i], i % 7);
+        CHECK_STR_EQ(seen->key[i], k);
+        CHECK_INT_EQ(seen->vsum[i], sum(v, strlen(v)));
+    }
+    CHECK_INT_EQ(seen->type[100], 200);
+    CHECK_INT_EQ(seen->vlen[100], 0);
+    CHECK_STR_EQ(seen->key[100], "");
+    CHECK_INT_EQ(seen->vlen[101], sizeof big);
+    CHECK_INT_EQ(seen->vsum[101], sum(big, sizeof big));
+
+    /* Appends after a reopen continue the file. */
+    s = open_ok(NULL);
+    CHECK_INT_EQ(append_kv(s, 9, "after", "reopen", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK); /* close commits what is pending */
+    seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 103);
+    CHECK_STR_EQ(seen->key[102], "after");
+    teardown();
+}
+
+static void test_record_too_big(void)
+{
+    setup();
+    cx_store_log_opts_t o = {.max_record = 16};
+    int err;
+    cx_store_log_t *s = cx_store_log_open(logpath, &o, NULL, NULL, NULL, &err);
+    CHECK(s != NULL);
+    CHECK_INT_EQ(append_kv(s, 1, "0123456789", "0123456", NULL), CX_ETOOBIG);
+    CHECK_INT_EQ(append_kv(s, 1, "0123456789", "012345", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    teardown();
+}
+
+#define PRODUCERS 4
+#define PER_PRODUCER 400
+
+typedef struct producer {
+    cx_store_log_t *s;
+    int id;
+    bool wait;
+} producer_t;
+
+static void *produce(void *arg)
+{
+    producer_t *p = arg;
+    char k[32], v[64];
+    for (int i = 0; i < PER_PRODUCER; i++) {
+        snprintf(k, sizeof k, "p%d-%d", p->id, i);
+        snprintf(v, sizeof v, "message %d from producer %d", i, p->id);
+        uint64_t seq;
+        CHECK_INT_EQ(append_kv(p->s, (uint8_t)p->id, k, v, &seq), CX_OK);
+        if (p->wait) /* `always`: hold the ack until durable */
+            CHECK_INT_EQ(cx_store_log_commit_wait(p->s, seq), CX_OK);
+    }
+    return NULL;
+}
+
+static void check_producers_replayed(void)
+{
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, PRODUCERS * PER_PRODUCER);
+    int next[PRODUCERS] = {0};
+    char k[32];
+    for (int i = 0; i < seen->n; i++) {
+        int id = seen->type[i];
+        CHECK(id >= 0 && id < PRODUCERS);
+        /* Each producer's records are complete and in its own order. */
+        snprintf(k, sizeof k, "p%d-%d", id, next[id]++);
+        CHECK_STR_EQ(seen->key[i], k);
+    }
+    for (int id = 0; id < PRODUCERS; id++)
+        CHECK_INT_EQ(next[id], PER_PRODUCER);
+}
+
+static void test_group_commit_always(void)
+{
+    setup();
+    cx_store_log_t *s = open_ok(NULL);
+    pthread_t t[PRODUCERS];
+    producer_t p[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++) {
+        p[i] = (producer_t){s, i, true};
+        CHECK_INT_EQ(pthread_create(&t[i], NULL, produce, &p[i]), 0);
+    }
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(t[i], NULL);
+    cx_store_log_stats_t st;
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.durable_seq, PRODUCERS * PER_PRODUCER);
+    /* Waiters that arrive while a commit runs share the next one. */
+    printf("# always: %d records in %llu commits\n", PRODUCERS * PER_PRODUCER,
+           (unsigned long long)st.batches);
+    CHECK(st.batches < PRODUCERS * PER_PRODUCER);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    check_producers_replayed();
+    teardown();
+}
+
+static void test_group_commit_batch_timer(void)
+{
+    setup();
+    cx_store_log_opts_t o = {.sync = CX_STORE_LOG_SYNC_BATCH, .batch_ms = 20};
+    cx_store_log_t *s = open_ok(&o);
+    pthread_t t[PRODUCERS];
+    producer_t p[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++) {
+        p[i] = (producer_t){s, i, false};
+        CHECK_INT_EQ(pthread_create(&t[i], NULL, produce, &p[i]), 0);
+    }
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(t[i], NULL);
+    /* Nobody waits: the tick alone must make everything durable. */
+    cx_store_log_stats_t st;
+    for (int tries = 0; tries < 200; tries++) {
+        cx_store_log_stats(s, &st);
+        if (st.durable_seq == PRODUCERS * PER_PRODUCER)
+            break;
+        usleep(10000);
+    }
+    CHECK_INT_EQ(st.durable_seq, PRODUCERS * PER_PRODUCER);
+    printf("# batch: %d records in %llu commits\n", PRODUCERS * PER_PRODUCER,
+           (unsigned long long)st.batches);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    check_producers_replayed();
+    teardown();
+}
+
+static void copy_prefix(const char *from, const char *to, long long n)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(in >= 0 && out >= 0);
+    static char buf[1 << 16];
+    while (n > 0) {
+        ssize_t r = read(in, buf, n < (long long)sizeof buf ? (size_t)n : sizeof buf);
+        CHECK(r > 0);
+        CHECK(write(out, buf, (size_t)r) == r);
+        n -= r;
+    }
+    close(in);
+    close(out);
+}
+
+static void test_torn_tail_every_offset(void)
+{
+    setup();
+    const int n = 20;
+    uint64_t last = write_n(n);
+    long long full = file_size(logpath);
+    char orig[160];
+    snprintf(orig, sizeof orig, "%s/orig", tmpdir);
+    CHECK_INT_EQ(rename(logpath, orig), 0);
+    for (long long cut = (long long)last; cut < full; cut++) {
+        copy_prefix(orig, logpath, cut);
+        cx_store_log_recovery_t rec;
+        seen_t *seen = reopen(&rec);
+        CHECK_INT_EQ(seen->n, n - 1);
+        CHECK_INT_EQ(rec.bytes_kept, last);
+        CHECK_INT_EQ(rec.bytes_dropped, cut - (long long)last);
+        CHECK(!rec.corrupt); /* a short tail is a crash mid-write, not corruption */
+        CHECK_INT_EQ(file_size(logpath), last);
+        /* Appending continues right after the last good record. */
+        cx_store_log_t *s = open_ok(NULL);
+        CHECK_INT_EQ(append_kv(s, 1, "again", "x", NULL), CX_OK);
+        CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+        seen = reopen(&rec);
+        CHECK_INT_EQ(seen->n, n);
+        CHECK_STR_EQ(seen->key[n - 1], "again");
+        CHECK_STR_EQ(seen->key[n - 2], "k18");
+        CHECK_INT_EQ(rec.bytes_dropped, 0);
+    }
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt"), 0);
+    teardown();
+}
+
+static void flip_byte(long long off)
+{
+    int fd = open(logpath, O_RDWR);
+    CHECK(fd >= 0);
+    uint8_t b;
+    CHECK(pread(fd, &b, 1, off) == 1);
+    b ^= 0x40;
+    CHECK(pwrite(fd, &b, 1, off) == 1);
+    close(fd);
+}
+
+static void check_flip(long long delta_in_record)
+{
+    setup();
+    write_n(10);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    uint64_t bad = seen->off[4];
+    long long full = file_size(logpath);
+    flip_byte((long long)bad + delta_in_record);
+
+    seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 4); /* stops at the damaged record, keeps the ones before */
+    CHECK_STR_EQ(seen->key[3], "k3");
+    CHECK(rec.corrupt);
+    CHECK_INT_EQ(rec.bytes_kept, bad);
+    CHECK_INT_EQ(rec.bytes_dropped, full - (long long)bad);
+    CHECK_INT_EQ(file_size(logpath), bad);
+    /* The dropped bytes were saved aside, exactly. */
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), 1);
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    char p[512] = "";
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "culex.log.corrupt-", 18) == 0)
+            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+    closedir(d);
+    CHECK_INT_EQ(file_size(p), full - (long long)bad);
+
+    cx_store_log_t *s = open_ok(NULL);
+    CHECK_INT_EQ(append_kv(s, 1, "later", "y", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 5);
+    CHECK_STR_EQ(seen->key[4], "later");
+    teardown();
+}
+
+static void test_flipped_byte_in_value(void)
+{
+    check_flip(13 + 3); /* inside the key/value bytes of the fifth record */
+}
+
+static void test_flipped_byte_in_length(void)
+{
+    check_flip(4); /* low byte of payload_len: the length no longer matches the CRC */
+}
+
+/* A caller-side model for compaction: the last value per key, with deletions. */
+#define NKEYS 50
+typedef struct model {
+    pthread_mutex_t mu;
+    int ver[NKEYS]; /* 0 = deleted */
+    int extra;      /* records "x<i>" for i < extra are live (appended concurrently) */
+} model_t;
+
+static int emit_live(void *ud, cx_store_log_compactor_t *c)
+{
+    model_t *m = ud;
+    char k[32], v[32];
+    pthread_mutex_lock(&m->mu);
+    int rc = CX_OK;
+    for (int i = 0; i < NKEYS && rc == CX_OK; i++) {
+        if (!m->ver[i])
+            continue;
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(v, sizeof v, "v%d", m->ver[i]);
+        rc = cx_store_log_compact_put(c, 1, k, strlen(k), v, strlen(v));
+    }
+    for (int i = 0; i < m->extra && rc == CX_OK; i++) {
+        snprintf(k, sizeof k, "x%d", i);
+        rc = cx_store_log_compact_put(c, 3, k, strlen(k), "", 0);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static void test_compaction_keeps_live_set(void)
+{
+    setup();
+    static model_t m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    cx_store_log_t *s = open_ok(NULL);
+    char k[32], v[32];
+    for (int round = 1; round <= 5; round++)
+        for (int i = 0; i < NKEYS; i++) {
+            snprintf(k, sizeof k, "k%d", i);
+            if (round == 5 && i % 3 == 0) { /* a delete */
+                m.ver[i] = 0;
+                CHECK_INT_EQ(append_kv(s, 2, k, NULL, NULL), CX_OK);
+                continue;
+            }
+            m.ver[i] = round;
+            snprintf(v, sizeof v, "v%d", round);
+            CHECK_INT_EQ(append_kv(s, 1, k, v, NULL), CX_OK);
+        }
+    CHECK_INT_EQ(cx_store_log_sync(s), CX_OK);
+    long long before = file_size(logpath);
+    CHECK_INT_EQ(cx_store_log_compact(s, emit_live, &m), CX_OK);
+    CHECK(file_size(logpath) < before);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.compact"), 0);
+    int live = 0;
+    for (int i = 0; i < NKEYS; i++)
+        live += m.ver[i] != 0;
+
+    /* Appends after the compaction go to the new file and survive a reopen. */
+    CHECK_INT_EQ(append_kv(s, 1, "k1", "v99", NULL), CX_OK);
+    CHECK_INT_EQ(append_kv(s, 1, "new", "n", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, live + 2);
+    int j = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        if (!m.ver[i])
+            continue;
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(v, sizeof v, "v%d", m.ver[i]);
+        CHECK_STR_EQ(seen->key[j], k);
+        CHECK_INT_EQ(seen->vsum[j], sum(v, strlen(v)));
+        CHECK_INT_EQ(seen->type[j], 1);
+        j++;
+    }
+    CHECK_STR_EQ(seen->key[j], "k1");
+    CHECK_INT_EQ(seen->vsum[j], sum("v99", 3));
+    CHECK_STR_EQ(seen->key[j + 1], "new");
+    teardown();
+}
+
+/* Appends from another thread while compactions run: none may be lost. The caller's rule
+ * (README): update the in-memory state before appending, so a compaction that blocks the
+ * append has already enumerated the record. The record may then appear twice. */
+#define EXTRA 2000
+static void *append_extra(void *arg)
+{
+    void **a = arg;
+    cx_store_log_t *s = a[0];
+    model_t *m = a[1];
+    char k[32];
+    for (int i = 0; i < EXTRA; i++) {
+        pthread_mutex_lock(&m->mu);
+        m->extra = i + 1;
+        pthread_mutex_unlock(&m->mu);
+        snprintf(k, sizeof k, "x%d", i);
+        CHECK_INT_EQ(append_kv(s, 3, k, NULL, NULL), CX_OK);
+    }
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_compaction_with_concurrent_appends(void)
+{
+    setup();
+    static model_t m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    cx_store_log_opts_t o = {.sync = CX_STORE_LOG_SYNC_BATCH, .batch_ms = 5};
+    cx_store_log_t *s = open_ok(&o);
+    pthread_t t;
+    void *args[2] = {s, &m};
+    CHECK_INT_EQ(pthread_create(&t, NULL, append_extra, args), 0);
+    int done = 0;
+    for (;;) {
+        CHECK_INT_EQ(cx_store_log_compact(s, emit_live, &m), CX_OK);
+        done++;
+        pthread_mutex_lock(&m.mu);
+        int n = m.extra;
+        pthread_mutex_unlock(&m.mu);
+        if (n == EXTRA)
+            break;
+        usleep(1000);
+    }
+    pthread_join(t, NULL);
+    printf("# %d compactions during the appends\n", done);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    static char *keys[MAXREC];
+    for (int i = 0; i < seen->n; i++)
+        keys[i] = seen->key[i];
+    qsort(keys, (size_t)seen->n, sizeof keys[0], cmp_str);
+    int unique = 0;
+    for (int i = 0; i < seen->n; i++)
+        unique += i == 0 || strcmp(keys[i], keys[i - 1]) != 0;
+    CHECK_INT_EQ(unique, EXTRA);
+    teardown();
+}
+
+static void test_compaction_failure_keeps_old_log(void)
+{
+    setup();
+    static model_t m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    m.ver[0] = 1;
+    cx_store_log_t *s = open_ok(NULL);
+    CHECK_INT_EQ(append_kv(s, 1, "a", "1", NULL), CX_OK);
+    CHECK_INT_EQ(append_kv(s, 1, "b", "2", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_sync(s), CX_OK);
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.compact", logpath);
+    CHECK_INT_EQ(mkdir(tmp, 0700), 0); /* the temp file cannot be created */
+    CHECK(cx_store_log_compact(s, emit_live, &m) < 0);
+    CHECK_INT_EQ(cx_store_log_status(s), CX_OK);
+    CHECK_INT_EQ(append_kv(s, 1, "c", "3", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    rmdir(tmp);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 3);
+    CHECK_STR_EQ(seen->key[2], "c");
+    teardown();
+}
+
+static int nested_append(void *ud, cx_store_log_compactor_t *c)
+{
+    return append_kv(ud, 1, "x", "y", NULL); /* must not deadlock */
+}
+
+static void test_append_inside_compaction_refused(void)
+{
+    setup();
+    cx_store_log_t *s = open_ok(NULL);
+    CHECK_INT_EQ(cx_store_log_compact(s, nested_append, s), CX_EINVAL);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    teardown();
+}
+
+static void test_write_failure_sets_failed_state(void)
+{
+    setup();
+    signal(SIGXFSZ, SIG_IGN); /* get EFBIG instead of a signal */
+    struct rlimit old, lim;
+    CHECK_INT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 8192;
+    CHECK_INT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+    cx_store_log_t *s = open_ok(NULL);
+    static char v[1000];
+    memset(v, 'v', sizeof v);
+    char k[32];
+    int ok = 0, rc = CX_OK;
+    for (int i = 0; i < 100 && rc == CX_OK; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        uint64_t seq;
+        rc = cx_store_log_append(s, 1, k, strlen(k), v, sizeof v, &seq);
+        if (rc == CX_OK)
+            rc = cx_store_log_commit_wait(s, seq);
+        if (rc == CX_OK)
+            ok++;
+    }
+    CHECK_INT_EQ(rc, -EFBIG);
+    CHECK(ok > 0 && ok < 10);
+    CHECK_INT_EQ(cx_store_log_status(s), -EFBIG);
+    CHECK_INT_EQ(append_kv(s, 1, "refused", "z", NULL), -EFBIG);
+    /* Nothing partial was left behind the last good commit. */
+    cx_store_log_stats_t st;
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(file_size(logpath), st.file_size);
+
+    /* With room again, a rewrite from memory (compaction) clears the failed state. */
+    CHECK_INT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+    static model_t m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    m.ver[7] = 1;
+    CHECK_INT_EQ(cx_store_log_compact(s, emit_live, &m), CX_OK);
+    CHECK_INT_EQ(cx_store_log_status(s), CX_OK);
+    CHECK_INT_EQ(append_kv(s, 1, "after", "ok", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 2);
+    CHECK_STR_EQ(seen->key[0], "k7");
+    CHECK_STR_EQ(seen->key[1], "after");
+    teardown();
+}
+
+static void test_write_failure_keeps_committed_records(void)
+{
+    setup();
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    CHECK_INT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 8192;
+    CHECK_INT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    cx_store_log_t *s = open_ok(NULL);
+    static char v[700];
+    memset(v, 'w', sizeof v);
+    char k[32];
+    int ok = 0, rc = CX_OK;
+    for (int i = 0; rc == CX_OK; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        uint64_t seq;
+        rc = cx_store_log_append(s, 1, k, strlen(k), v, sizeof v, &seq);
+        if (rc == CX_OK)
+            rc = cx_store_log_commit_wait(s, seq);
+        ok += rc == CX_OK;
+    }
+    CHECK_INT_EQ(cx_store_log_close(s), -EFBIG);
+    CHECK_INT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, ok); /* every acknowledged record, nothing else */
+    CHECK_INT_EQ(rec.bytes_dropped, 0);
+    teardown();
+}
+
+static void test_open_failure(void)
+{
+    int err = 0;
+    cx_store_log_t *s =
+        cx_store_log_open("/nonexistent-dir/x/culex.log", NULL, NULL, NULL, NULL, &err);
+    CHECK(s == NULL);
+    CHECK_INT_EQ(err, -ENOENT);
+}
+
+CX_TEST_MAIN(
+    CX_TEST(crc32c_vector),
+    CX_TEST(roundtrip),
+    CX_TEST(record_too_big),
+    CX_TEST(group_commit_always),
+    CX_TEST(group_commit_batch_timer),
+    CX_TEST(torn_tail_every_offset),
+    CX_TEST(flipped_byte_in_value),
+    CX_TEST(flipped_byte_in_length),
+    CX_TEST(compaction_keeps_live_set),
+    CX_TEST(compaction_with_concurrent_appends),
+    CX_TEST(compaction_failure_keeps_old_log),
+    CX_TEST(append_inside_compaction_refused),
+    CX_TEST(write_failure_sets_failed_state),
+    CX_TEST(write_failure_keeps_committed_records),
+    CX_TEST(open_failure),
+)
