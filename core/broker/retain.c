@@ -18,6 +18,7 @@
 
 #include "levelmap.h"
 #include "util/alloc.h"
+#include "util/rwlock.h"
 #include "util/err.h"
 
 typedef struct rnode rnode_t;
@@ -186,15 +187,7 @@ cx_retain_t *cx_retain_new(cx_retain_ref_cb ref, cx_retain_unref_cb unref)
         cx_free(s);
         return NULL;
     }
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-#ifdef __GLIBC__
-    /* A busy broker matches retained messages continuously; writers must not starve. */
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-    int rc = pthread_rwlock_init(&s->lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
-    if (rc != 0) {
+    if (cx_rwlock_init_writer_first(&s->lock) != 0) {
         cx_free(s->root);
         cx_free(s);
         return NULL;

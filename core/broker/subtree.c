@@ -22,6 +22,7 @@
 
 #include "levelmap.h"
 #include "util/alloc.h"
+#include "util/rwlock.h"
 #include "util/err.h"
 
 typedef struct sub {
@@ -426,15 +427,7 @@ cx_subtree_t *cx_subtree_new(void)
         cx_free(t);
         return NULL;
     }
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-#ifdef __GLIBC__
-    /* glibc's default lets a steady stream of matching readers starve SUBSCRIBE forever. */
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-    int rc = pthread_rwlock_init(&t->lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
-    if (rc != 0) {
+    if (cx_rwlock_init_writer_first(&t->lock) != 0) {
         cx_free(t->root);
         cx_free(t);
         return NULL;
