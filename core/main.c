@@ -230,6 +230,17 @@ static void reload(cx_broker_t *b, cx_config_t *live, const cli_t *cli)
     cx_alloc_set_limit(live->memory_limit);
 }
 
+/* Stops and frees everything main started, in reverse order. */
+static void teardown(cx_broker_t *b, cx_config_t *cfg)
+{
+    cx_broker_stop(b);
+    cx_broker_free(b);
+    if (cfg->pid_file)
+        unlink(cfg->pid_file);
+    cx_config_free(cfg);
+    cx_log_shutdown();
+}
+
 static int start_failed(cx_broker_t *b, cx_config_t *cfg, const char *err)
 {
     /* Printed on stderr too unless the log already goes there: whatever log_type and
@@ -238,12 +249,7 @@ static int start_failed(cx_broker_t *b, cx_config_t *cfg, const char *err)
     if (!cx_log_enabled(CX_LOG_ERR) ||
         !(cfg->log_dest & (CX_LOGDEST_STDERR | CX_LOGDEST_STDOUT)))
         fprintf(stderr, "Error: %s\n", err);
-    cx_broker_stop(b);
-    cx_broker_free(b);
-    if (cfg->pid_file)
-        unlink(cfg->pid_file);
-    cx_config_free(cfg);
-    cx_log_shutdown();
+    teardown(b, cfg);
     return 1;
 }
 
@@ -332,11 +338,6 @@ int main(int argc, char **argv)
             cx_log_reopen();
     }
     cx_log(CX_LOG_NOTICE, "culex version %s terminating", CULEX_VERSION);
-    cx_broker_stop(b);
-    cx_broker_free(b);
-    if (cfg->pid_file)
-        unlink(cfg->pid_file);
-    cx_config_free(cfg);
-    cx_log_shutdown();
+    teardown(b, cfg);
     return 0;
 }
