@@ -120,11 +120,9 @@ static bool receive_allowed(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
                             cx_str_t topic)
 {
     char buf[512];
-    char *t = topic.len < sizeof buf ? buf : cx_malloc(topic.len + 1);
+    char *t = cx_str_cstr(topic, buf, sizeof buf);
     if (!t)
         return false;
-    memcpy(t, topic.p, topic.len);
-    t[topic.len] = '\0';
     culex_ev_acl ev = {.size = sizeof ev,
                        .client = cl->pc,
                        .access = CULEX_ACCESS_RECEIVE,
@@ -134,8 +132,7 @@ static bool receive_allowed(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
                        .payload = msg->payload.p,
                        .payload_len = msg->payload.len};
     int v = cx_authz_check(cl, CULEX_EV_ACL, &ev, true);
-    if (t != buf)
-        cx_free(t);
+    cx_str_cstr_free(t, buf);
     return v == CULEX_ALLOW;
 }
 

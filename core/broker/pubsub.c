@@ -149,13 +149,11 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     bool intercepted = false; /* dropped by a message interceptor: acknowledged as normal */
     if (cl->chain) {
         char tbuf[512];
-        char *tcopy = topic.len < sizeof tbuf ? tbuf : cx_malloc(topic.len + 1);
+        char *tcopy = cx_str_cstr(topic, tbuf, sizeof tbuf);
         if (!tcopy) {
             cx_client_fail_oom(cl);
             return;
         }
-        memcpy(tcopy, topic.p, topic.len);
-        tcopy[topic.len] = '\0';
         culex_ev_acl aev = {.size = sizeof aev,
                             .client = cl->pc,
                             .access = CULEX_ACCESS_PUBLISH,
@@ -210,8 +208,7 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
                 intercepted = true;
             }
         }
-        if (tcopy != tbuf)
-            cx_free(tcopy);
+        cx_str_cstr_free(tcopy, tbuf);
         if (v == CX_CHAIN_PENDING)
             return; /* replayed when the plugin answers */
         if (v != CULEX_ALLOW || intercepted) {
@@ -309,16 +306,13 @@ static int acl_filter(cx_client_t *cl, int access, cx_str_t filter, uint8_t qos)
     if (!cl->chain || !cx_chain_has(cl->chain, CULEX_EV_ACL))
         return CULEX_ALLOW;
     char buf[512];
-    char *f = filter.len < sizeof buf ? buf : cx_malloc(filter.len + 1);
+    char *f = cx_str_cstr(filter, buf, sizeof buf);
     if (!f)
         return CULEX_DENY;
-    memcpy(f, filter.p, filter.len);
-    f[filter.len] = '\0';
     culex_ev_acl ev = {
         .size = sizeof ev, .client = cl->pc, .access = access, .topic = f, .qos = qos};
     int v = cx_authz_check(cl, CULEX_EV_ACL, &ev, false);
-    if (f != buf)
-        cx_free(f);
+    cx_str_cstr_free(f, buf);
     if (v == CULEX_DEFER)
         v = CULEX_DENY;
     return v == CX_CHAIN_PENDING || v == CULEX_ALLOW ? v : CULEX_DENY;

@@ -37,6 +37,11 @@ static inline bool cx_str_has_prefix(cx_str_t a, const char *prefix)
     return a.len >= n && memcmp(a.p, prefix, n) == 0;
 }
 
+/* A NUL-terminated copy of s, for APIs that take C strings: in buf when it fits, else on the
+ * heap (cx_malloc). Returns NULL when out of memory; free with cx_str_cstr_free. */
+char *cx_str_cstr(cx_str_t s, char *buf, size_t buflen);
+void cx_str_cstr_free(char *copy, const char *buf);
+
 /* FNV-1a: cheap, good enough for hash maps keyed by topics and client ids. */
 static inline uint64_t cx_str_hash(cx_str_t s)
 {

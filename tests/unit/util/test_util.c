@@ -94,6 +94,21 @@ static void test_alloc_accounting_and_limit(void)
     CHECK(cx_calloc((size_t)-1, 16) == NULL); /* overflow */
 }
 
+static void test_str_cstr(void)
+{
+    char buf[8];
+    char *c = cx_str_cstr(CX_STR_LIT("abc"), buf, sizeof buf);
+    CHECK(c == buf);
+    CHECK_STR_EQ(c, "abc");
+    cx_str_cstr_free(c, buf);
+    c = cx_str_cstr(CX_STR_LIT("longer than eight"), buf, sizeof buf);
+    CHECK(c != NULL && c != buf); /* too long for buf: on the heap */
+    CHECK_STR_EQ(c, "longer than eight");
+    cx_str_cstr_free(c, buf);
+    c = cx_str_cstr(CX_STR_NULL, buf, sizeof buf);
+    CHECK_STR_EQ(c, "");
+}
+
 static void test_err_names(void)
 {
     CHECK_STR_EQ(cx_errname(CX_ENOMEM), "CX_ENOMEM");
@@ -109,5 +124,6 @@ CX_TEST_MAIN(
     CX_TEST(arena_alloc_reset),
     CX_TEST(arena_cap),
     CX_TEST(alloc_accounting_and_limit),
+    CX_TEST(str_cstr),
     CX_TEST(err_names),
 )
