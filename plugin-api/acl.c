@@ -51,19 +51,6 @@ typedef struct names {
     size_t ulen, clen;
 } names;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 culex_acl *culex_acl_new(void)
 {
     culex_acl *acl = calloc(1, sizeof *acl);
@@ -246,13 +233,13 @@ int culex_acl_add_rule(culex_acl *acl, culex_acl_section section, const char *us
          section != CULEX_ACL_PATTERN) ||
         (access & ~(KIND_MASK | CULEX_ACL_DENY_RULE)) ||
         (!(access & CULEX_ACL_DENY_RULE) && !(access & KIND_MASK))) {
-        set_err(err, errlen, "invalid arguments");
+        culex__set_err(err, errlen, "invalid arguments");
         return -EINVAL;
     }
     rule r = {.access = access};
     const char *msg = check_filter(filter, section == CULEX_ACL_PATTERN, &r.uses_u, &r.uses_c);
     if (msg) {
-        set_err(err, errlen, "%s: '%s'", msg, filter);
+        culex__set_err(err, errlen, "%s: '%s'", msg, filter);
         return -EINVAL;
     }
     rule_list *l;
@@ -269,7 +256,7 @@ int culex_acl_add_rule(culex_acl *acl, culex_acl_section section, const char *us
     r.filter = strdup(filter);
     if (!r.filter || list_add(l, &r) != 0) {
         free(r.filter);
-        set_err(err, errlen, "out of memory");
+        culex__set_err(err, errlen, "out of memory");
         return -ENOMEM;
     }
     if (section == CULEX_ACL_PATTERN) {
@@ -374,13 +361,13 @@ static int load_stream(culex_acl *acl, const char *name, FILE *fp, char *err, si
         msg[0] = '\0';
         rc = parse_line(acl, line, &user, msg, sizeof msg);
         if (rc != 0) {
-            set_err(err, errlen, "%s:%lu: %s", name, lineno, msg[0] ? msg : "out of memory");
+            culex__set_err(err, errlen, "%s:%lu: %s", name, lineno, msg[0] ? msg : "out of memory");
             break;
         }
     }
     if (rc == 0 && ferror(fp)) {
         rc = -EIO;
-        set_err(err, errlen, "%s: read error", name);
+        culex__set_err(err, errlen, "%s: read error", name);
     }
     free(line);
     free(user);
@@ -390,13 +377,13 @@ static int load_stream(culex_acl *acl, const char *name, FILE *fp, char *err, si
 int culex_acl_load_file(culex_acl *acl, const char *path, char *err, size_t errlen)
 {
     if (!acl || !path) {
-        set_err(err, errlen, "invalid arguments");
+        culex__set_err(err, errlen, "invalid arguments");
         return -EINVAL;
     }
     FILE *fp = fopen(path, "re");
     if (!fp) {
         int e = errno;
-        set_err(err, errlen, "%s: %s", path, strerror(e));
+        culex__set_err(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
     int rc = load_stream(acl, path, fp, err, errlen);
@@ -408,14 +395,14 @@ int culex_acl_load_string(culex_acl *acl, const char *name, const char *text, ch
                           size_t errlen)
 {
     if (!acl || !text) {
-        set_err(err, errlen, "invalid arguments");
+        culex__set_err(err, errlen, "invalid arguments");
         return -EINVAL;
     }
     FILE *fp = fmemopen((void *)text, strlen(text), "r");
     if (!fp) {
         if (*text == '\0')
             return 0; /* fmemopen refuses empty buffers on some libcs */
-        set_err(err, errlen, "%s: out of memory", name ? name : "(string)");
+        culex__set_err(err, errlen, "%s: out of memory", name ? name : "(string)");
         return -ENOMEM;
     }
     int rc = load_stream(acl, name ? name : "(string)", fp, err, errlen);

@@ -2,6 +2,8 @@
  * ranges, defaults, required options, and errors that name the option and the value. */
 #include <culex/sdk/options.h>
 
+#include "sdk_internal.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -10,19 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *kind_name(culex_opt_kind k)
 {
@@ -92,10 +81,10 @@ static void unknown_option(const char *name, const culex_opt_spec *spec, size_t 
     if (limit > 3)
         limit = 3;
     if (best && best_d <= limit)
-        set_err(err, errlen, "unknown option '%s' (known: %s); did you mean '%s'?", name,
+        culex__set_err(err, errlen, "unknown option '%s' (known: %s); did you mean '%s'?", name,
                 nspec ? known : "none", best);
     else
-        set_err(err, errlen, "unknown option '%s' (known: %s)", name, nspec ? known : "none");
+        culex__set_err(err, errlen, "unknown option '%s' (known: %s)", name, nspec ? known : "none");
 }
 
 /* Copies value without surrounding blanks into buf; returns NULL if it does not fit. */
@@ -194,7 +183,7 @@ static int apply(const culex_opt_spec *s, const char *value, int is_default, cha
     switch (s->kind) {
     case CULEX_OPT_PATH:
         if (*value == '\0') {
-            set_err(err, errlen, "option '%s': empty path%s", s->name, what);
+            culex__set_err(err, errlen, "option '%s': empty path%s", s->name, what);
             return -1;
         }
         /* fall through */
@@ -208,12 +197,12 @@ static int apply(const culex_opt_spec *s, const char *value, int is_default, cha
         if (rc == 0 && (v < INT_MIN || v > INT_MAX))
             rc = -2;
         if (rc == 0 && (s->min || s->max) && (v < s->min || v > s->max)) {
-            set_err(err, errlen, "option '%s': '%s' is out of range (%lld..%lld)%s", s->name,
+            culex__set_err(err, errlen, "option '%s': '%s' is out of range (%lld..%lld)%s", s->name,
                     value, s->min, s->max, what);
             return -1;
         }
         if (rc != 0) {
-            set_err(err, errlen, "option '%s': '%s' is %s%s", s->name, value,
+            culex__set_err(err, errlen, "option '%s': '%s' is %s%s", s->name, value,
                     rc == -2 ? "too large for an integer" : "not an integer", what);
             return -1;
         }
@@ -224,7 +213,7 @@ static int apply(const culex_opt_spec *s, const char *value, int is_default, cha
     case CULEX_OPT_BOOL: {
         bool b;
         if (!(t = trimmed(value, buf, sizeof buf)) || parse_bool(t, &b) != 0) {
-            set_err(err, errlen,
+            culex__set_err(err, errlen,
                     "option '%s': '%s' is not a boolean (true/false, yes/no, on/off, 1/0)%s",
                     s->name, value, what);
             return -1;
@@ -237,7 +226,7 @@ static int apply(const culex_opt_spec *s, const char *value, int is_default, cha
         long long ms;
         int rc = (t = trimmed(value, buf, sizeof buf)) ? parse_duration(t, &ms) : -1;
         if (rc != 0) {
-            set_err(err, errlen,
+            culex__set_err(err, errlen,
                     "option '%s': '%s' is %s (a number with an optional unit ms, s, m, h or "
                     "d; seconds without one)%s",
                     s->name, value, rc == -2 ? "too large a duration" : "not a duration",
@@ -245,7 +234,7 @@ static int apply(const culex_opt_spec *s, const char *value, int is_default, cha
             return -1;
         }
         if ((s->min || s->max) && (ms < s->min || ms > s->max)) {
-            set_err(err, errlen, "option '%s': '%s' is out of range (%lldms..%lldms)%s",
+            culex__set_err(err, errlen, "option '%s': '%s' is out of range (%lldms..%lldms)%s",
                     s->name, value, s->min, s->max, what);
             return -1;
         }
@@ -270,12 +259,12 @@ static int apply(const culex_opt_spec *s, const char *value, int is_default, cha
             if (n > 0 && (size_t)n < sizeof list - off)
                 off += (size_t)n;
         }
-        set_err(err, errlen, "option '%s': '%s' is not one of: %s%s", s->name, value, list,
+        culex__set_err(err, errlen, "option '%s': '%s' is not one of: %s%s", s->name, value, list,
                 what);
         return -1;
     }
     }
-    set_err(err, errlen, "option '%s': unknown kind in the plugin's option table", s->name);
+    culex__set_err(err, errlen, "option '%s': unknown kind in the plugin's option table", s->name);
     return -1;
 }
 
@@ -283,7 +272,7 @@ int culex_opts_parse(const culex_option *opts, size_t nopts, const culex_opt_spe
                      size_t nspec, char *err, size_t errlen)
 {
     if ((!opts && nopts) || (!spec && nspec)) {
-        set_err(err, errlen, "invalid arguments");
+        culex__set_err(err, errlen, "invalid arguments");
         return -1;
     }
     for (size_t i = 0; i < nopts; i++) {
@@ -306,7 +295,7 @@ int culex_opts_parse(const culex_option *opts, size_t nopts, const culex_opt_spe
         int is_default = 0;
         if (!value) {
             if (spec[j].required) {
-                set_err(err, errlen, "missing required option '%s' (%s)", spec[j].name,
+                culex__set_err(err, errlen, "missing required option '%s' (%s)", spec[j].name,
                         spec[j].doc ? spec[j].doc : kind_name(spec[j].kind));
                 return -1;
             }

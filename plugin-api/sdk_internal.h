@@ -13,4 +13,8 @@ uint64_t culex__siphash(const uint64_t key[2], const void *data, size_t len);
 /* Fills key[2] from the kernel's random source (falls back to time and address bits). */
 void culex__hash_key(uint64_t key[2]);
 
+/* Formats an error message into err[errlen] (nothing when err is NULL or errlen 0). */
+void culex__set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif
