@@ -177,19 +177,25 @@ typedef struct parsed {
     unsigned char hash[MAX_KEY];
 } parsed;
 
+/* Mosquitto's `$6$`/`$7$` fields: standard base64 salt (any length) and a 64-byte hash. */
+static int decode_mosq_salt_hash(const field *salt, const field *hash, int scheme, parsed *p)
+{
+    long sl = b64_decode(salt->p, salt->len, p->salt, sizeof p->salt);
+    long hl = b64_decode(hash->p, hash->len, p->hash, sizeof p->hash);
+    if (sl < 1 || hl != MOSQ_HASH_LEN)
+        return CULEX_PW_EFORMAT;
+    p->salt_len = (size_t)sl;
+    p->hash_len = (size_t)hl;
+    p->scheme = scheme;
+    return 0;
+}
+
 static int parse_mosq7(const char *rest, parsed *p)
 {
     field f[3];
     if (split_fields(rest, f, 3) != 3 || !parse_count(&f[0], &p->iterations))
         return CULEX_PW_EFORMAT;
-    long sl = b64_decode(f[1].p, f[1].len, p->salt, sizeof p->salt);
-    long hl = b64_decode(f[2].p, f[2].len, p->hash, sizeof p->hash);
-    if (sl < 1 || hl != MOSQ_HASH_LEN)
-        return CULEX_PW_EFORMAT;
-    p->salt_len = (size_t)sl;
-    p->hash_len = (size_t)hl;
-    p->scheme = CULEX_PW_SHA512_PBKDF2;
-    return 0;
+    return decode_mosq_salt_hash(&f[1], &f[2], CULEX_PW_SHA512_PBKDF2, p);
 }
 
 /* `$6$...`: Mosquitto's salted SHA-512 or sha512-crypt; see the header for the rule. */
@@ -206,14 +212,7 @@ static int parse_dollar6(const char *rest, parsed *p)
     if (f[1].len == 88 && f[1].p[86] == '=' && f[1].p[87] == '=') {
         if (!is_b64_text(f[0].p, f[0].len))
             return CULEX_PW_EFORMAT;
-        long sl = b64_decode(f[0].p, f[0].len, p->salt, sizeof p->salt);
-        long hl = b64_decode(f[1].p, f[1].len, p->hash, sizeof p->hash);
-        if (sl < 1 || hl != MOSQ_HASH_LEN)
-            return CULEX_PW_EFORMAT;
-        p->salt_len = (size_t)sl;
-        p->hash_len = (size_t)hl;
-        p->scheme = CULEX_PW_SHA512;
-        return 0;
+        return decode_mosq_salt_hash(&f[0], &f[1], CULEX_PW_SHA512, p);
     }
     if (f[1].len == 86 && is_crypt_alphabet(f[1].p, f[1].len) && f[0].len > 0)
         return CULEX_PW_SHA512_CRYPT;
