@@ -33,18 +33,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "culex/plugin.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Also defined by culex/plugin.h, under the same guard. */
-#ifndef CULEX_OPTION_DEFINED
-#define CULEX_OPTION_DEFINED
-typedef struct culex_option {
-    const char *name;
-    const char *value;
-} culex_option;
-#endif
+/* culex_option (a plugin_opt_* line) comes from the ABI header. */
 
 typedef enum culex_opt_kind {
     CULEX_OPT_STRING = 0,
