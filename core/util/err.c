@@ -23,6 +23,7 @@ static const struct {
     {CX_ENOTFOUND, "CX_ENOTFOUND", "not found"},
     {CX_EEXIST, "CX_EEXIST", "already exists"},
     {CX_EUNSUPPORTED, "CX_EUNSUPPORTED", "not supported"},
+    {CX_EFORMAT, "CX_EFORMAT", "unrecognised file format"},
 };
 
 const char *cx_strerror(int err)

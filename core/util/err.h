@@ -21,6 +21,7 @@ typedef enum cx_err {
     CX_ENOTFOUND = -5009,
     CX_EEXIST = -5010,
     CX_EUNSUPPORTED = -5011, /* recognised but not supported (yet) */
+    CX_EFORMAT = -5012,      /* a file is not in the expected format (not ours, or corrupt) */
 } cx_err;
 
 /* Human-readable text for any cx_err or -errno value. Never NULL. */
