@@ -23,7 +23,14 @@
 #include <unistd.h>
 
 #define HDR_LEN 13 /* crc 4 | payload_len 4 | type 1 | key_len 4 */
+#define FILE_HDR_LEN CX_STORE_LOG_HEADER_LEN
 #define COMPACT_CHUNK (1u << 20)
+
+static const char file_magic[8] = {'C', 'U', 'L', 'E', 'X', 'L', 'O', 'G'};
+/* Mosquitto's mosquitto.db starts with these 15 bytes: someone may point culex at it when
+ * migrating, and deserves a better message than "not a culex log". */
+static const uint8_t mosq_magic[15] = {0x00, 0xB5, 0x00, 'm', 'o', 's', 'q', 'u',
+                                       'i',  't',  't',  'o', ' ', 'd', 'b'};
 
 struct cx_store_log {
     pthread_mutex_t mu;
@@ -98,6 +105,14 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* The 16-byte file header: magic, format version, CRC32C of the 12 bytes before it. */
+static void encode_file_header(uint8_t out[FILE_HDR_LEN])
+{
+    memcpy(out, file_magic, sizeof file_magic);
+    put32(out + 8, CX_STORE_LOG_FORMAT_VERSION);
+    put32(out + 12, cx_store_crc32c(0, out, 12));
+}
+
 /* Fills the 13-byte header, CRC included. Done outside the store lock, so producers do
  * their CRC work in parallel and the lock covers only the memcpy. */
 static void encode_header(uint8_t hdr[HDR_LEN], uint8_t type, const void *key, size_t klen,
@@ -151,6 +166,24 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
         p += w;
         n -= (size_t)w;
         off += (uint64_t)w;
+    }
+    return CX_OK;
+}
+
+static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            return -EIO; /* the file shrank under us */
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
     }
     return CX_OK;
 }
@@ -310,6 +343,66 @@ static void save_aside(const char *path, const char *dir, const uint8_t *p, size
     cx_free(aside);
 }
 
+/* Checks the file header, or writes it into a new file. A file that does not start with
+ * our header belongs to someone else (another program, a Mosquitto database, a newer
+ * culex): it is refused with CX_EFORMAT and never modified, truncated or renamed, because
+ * "repairing" it would destroy data we cannot read. The one exception is a file shorter
+ * than the header whose bytes are a prefix of it: an open that crashed while creating the
+ * file; nothing else can be in it, so it is completed. */
+static int check_header(cx_store_log_t *s, cx_store_log_recovery_t *rec)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return -errno;
+    uint8_t want[FILE_HDR_LEN], got[FILE_HDR_LEN];
+    encode_file_header(want);
+    size_t n = (uint64_t)st.st_size < FILE_HDR_LEN ? (size_t)st.st_size : FILE_HDR_LEN;
+    int rc = pread_all(s->fd, got, n, 0);
+    if (rc != CX_OK)
+        return rc;
+
+    if (n >= sizeof mosq_magic && memcmp(got, mosq_magic, sizeof mosq_magic) == 0) {
+        rec->mosquitto_db = true;
+        cx_log(CX_LOG_ERR, "store: %s: this is a Mosquitto persistence file (mosquitto.db), "
+               "which culex cannot read; it was left untouched. Give culex a path of its own "
+               "for its log", s->path);
+        return CX_EFORMAT;
+    }
+    if (n < FILE_HDR_LEN) {
+        if (memcmp(got, want, n) != 0) {
+            cx_log(CX_LOG_ERR, "store: %s: not a culex log file (%zu bytes that are not a "
+                   "culex log header); it was left untouched", s->path, n);
+            return CX_EFORMAT;
+        }
+        rc = pwrite_all(s->fd, want, FILE_HDR_LEN, 0);
+        if (rc == CX_OK && fdatasync(s->fd) != 0)
+            rc = -errno;
+        if (rc == CX_OK && n > 0)
+            cx_log(CX_LOG_NOTICE, "store: %s: completed a header cut short at %zu bytes "
+                   "(a crash while the file was created)", s->path, n);
+        return rc;
+    }
+    if (memcmp(got, file_magic, sizeof file_magic) != 0) {
+        cx_log(CX_LOG_ERR, "store: %s: not a culex log file (it does not start with "
+               "\"CULEXLOG\"); it was left untouched", s->path);
+        return CX_EFORMAT;
+    }
+    if (get32(got + 12) != cx_store_crc32c(0, got, 12)) {
+        cx_log(CX_LOG_ERR, "store: %s: the culex log header is damaged (checksum mismatch); "
+               "the file was left untouched", s->path);
+        return CX_EFORMAT;
+    }
+    uint32_t version = get32(got + 8);
+    if (version != CX_STORE_LOG_FORMAT_VERSION) {
+        cx_log(CX_LOG_ERR, "store: %s: culex log format version %u%s, but this build reads "
+               "version %u only; the file was left untouched", s->path, (unsigned)version,
+               version > CX_STORE_LOG_FORMAT_VERSION ? " (written by a newer culex)" : "",
+               (unsigned)CX_STORE_LOG_FORMAT_VERSION);
+        return CX_EFORMAT;
+    }
+    return CX_OK;
+}
+
 /* Replays the file and truncates after the last valid record. */
 static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
                    cx_store_log_recovery_t *rec)
@@ -317,7 +410,7 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
     struct stat st;
     if (fstat(s->fd, &st) != 0)
         return -errno;
-    uint64_t size = (uint64_t)st.st_size, off = 0;
+    uint64_t size = (uint64_t)st.st_size, off = FILE_HDR_LEN;
     const uint8_t *map = NULL;
     if (size > 0) {
         map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, s->fd, 0);
@@ -443,13 +536,20 @@ cx_store_log_t *cx_store_log_open(const char *path, const cx_store_log_opts_t *o
     s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     int rc = s->fd < 0 ? -errno : CX_OK;
     if (rc == CX_OK)
-        rc = recover(s, cb, ud, rec);
+        rc = check_header(s, rec);
     if (rc == CX_OK)
-        rc = fsync_dir(s->dir_path); /* the file may be new */
+        rc = recover(s, cb, ud, rec);
+    /* The directory is synced on every open, not only when the file was created here: a
+     * file found with a valid header may come from an open that crashed before its
+     * directory sync, and records acknowledged into it would vanish with its entry. */
+    if (rc == CX_OK)
+        rc = fsync_dir(s->dir_path);
     if (rc == CX_OK)
         rc = -pthread_create(&s->writer, NULL, writer_main, s);
     if (rc != CX_OK) {
-        cx_log(CX_LOG_ERR, "store: %s: cannot open the log: %s", path, cx_strerror(rc));
+        /* check_header has already said why a file is refused. */
+        if (rc != CX_EFORMAT)
+            cx_log(CX_LOG_ERR, "store: %s: cannot open the log: %s", path, cx_strerror(rc));
         *err = rc;
         goto fail;
     }
@@ -621,6 +721,11 @@ int cx_store_log_compact(cx_store_log_t *s, cx_store_log_live_cb live, void *ud)
         rc = -errno;
     if (rc == CX_OK) {
         what = "write";
+        rc = cx_buf_reserve(&c.buf, FILE_HDR_LEN);
+    }
+    if (rc == CX_OK) {
+        encode_file_header(cx_buf_tail(&c.buf));
+        c.buf.len += FILE_HDR_LEN;
         rc = live(ud, &c);
         if (rc == CX_OK)
             rc = compactor_flush(&c);

@@ -6,13 +6,17 @@
  * pwrite and one fdatasync (group commit). A caller that must not acknowledge before the
  * data is durable (`persistence_sync always`) waits with cx_store_log_commit_wait().
  *
- * On disk each record is
- *     u32 crc32c | u32 payload_len | u8 type | u32 key_len | key | value     (little endian)
- * where payload_len = key_len + value_len and the CRC covers everything after itself.
+ * On disk the file starts with a 16-byte header
+ *     "CULEXLOG" | u32 format version (1) | u32 crc32c of the 12 bytes before it
+ * followed by records, each
+ *     u32 crc32c | u32 payload_len | u8 type | u32 key_len | key | value
+ * where payload_len = key_len + value_len and the CRC covers everything after itself. All
+ * integers are little endian. The first record is at offset CX_STORE_LOG_HEADER_LEN.
  *
- * Open replays the file, stops at the first torn or corrupt record, truncates the file
- * there and appends after it. Bytes before the damage are never modified. See README.md
- * for the compaction and failure rules. */
+ * Open refuses (CX_EFORMAT) and never modifies a file that does not start with this
+ * header. It replays the file, stops at the first torn or corrupt record, truncates the
+ * file there and appends after it. Bytes before the damage are never modified. See
+ * README.md for the compaction and failure rules. */
 #ifndef CX_STORE_LOG_H
 #define CX_STORE_LOG_H
 
@@ -21,6 +25,10 @@
 #include <stdint.h>
 
 #include "util/str.h"
+
+/* Size of the file header, and the format version this build writes and reads. */
+#define CX_STORE_LOG_HEADER_LEN 16
+#define CX_STORE_LOG_FORMAT_VERSION 1
 
 typedef struct cx_store_log cx_store_log_t;
 typedef struct cx_store_log_compactor cx_store_log_compactor_t;
@@ -49,28 +57,38 @@ typedef struct cx_store_log_rec {
     uint8_t type;
     cx_str_t key;
     cx_str_t val;
-    uint64_t off; /* file offset of the record header */
+    uint64_t off; /* file offset of the record's own header (the first record is at
+                     CX_STORE_LOG_HEADER_LEN) */
 } cx_store_log_rec_t;
 
 /* Called once per valid record, in file order. A negative return aborts the open, which
  * then fails with that code (the file is left as it was). */
 typedef int (*cx_store_log_replay_cb)(void *ud, const cx_store_log_rec_t *rec);
 
-/* What open found. */
+/* What open found. Filled (as far as open got) even when open fails. */
 typedef struct cx_store_log_recovery {
     uint64_t records;       /* valid records replayed */
-    uint64_t bytes_kept;    /* file size after recovery */
+    uint64_t bytes_kept;    /* file size after recovery, file header included */
     uint64_t bytes_dropped; /* bytes truncated after the last valid record */
     /* True when the damage was a complete record with a bad checksum (or impossible
      * header), not a short tail: that is corruption, not a crash mid-write. The dropped
      * bytes are then saved to "<path>.corrupt-<unix time>" before truncating. */
     bool corrupt;
+    /* The file is a Mosquitto database (it starts with 0x00 0xB5 0x00 "mosquitto db"):
+     * open failed with CX_EFORMAT and left it untouched. */
+    bool mosquitto_db;
 } cx_store_log_recovery_t;
 
 /* Opens (creating if needed) the log at `path`, replays it through `cb` (may be NULL),
  * repairs a damaged tail and starts the writer thread. `opts` may be NULL for defaults
  * (ALWAYS). `rec` may be NULL. Returns NULL and sets *err (-errno or a cx_err) on failure;
- * the reason is also logged. Call before other threads use the store. */
+ * the reason is also logged. Call before other threads use the store.
+ *
+ * A missing or empty file gets the file header, synced. A file that does not start with
+ * the header (another program's file, a Mosquitto database, a damaged header, a newer
+ * format version) fails with CX_EFORMAT and is never modified, truncated or renamed. The
+ * exception is a file shorter than the header whose bytes are a prefix of it (a crash
+ * while the file was created): its header is completed. */
 cx_store_log_t *cx_store_log_open(const char *path, const cx_store_log_opts_t *opts,
                                   cx_store_log_replay_cb cb, void *ud,
                                   cx_store_log_recovery_t *rec, int *err);
@@ -122,7 +140,7 @@ int cx_store_log_compact_put(cx_store_log_compactor_t *c, uint8_t type, const vo
                              size_t klen, const void *val, size_t vlen);
 
 /* Rewrites the log as exactly the records `live` supplies: commits what is pending, blocks
- * appends, writes "<path>.compact", fdatasyncs it, renames it over the log, fsyncs the
+ * appends, writes "<path>.compact" (file header, then the live records), fdatasyncs it, renames it over the log, fsyncs the
  * directory, then lets appends continue into the new file. On failure the temporary file
  * is removed and the old log is untouched. One compaction at a time (others wait).
  * Returns CX_OK, the callback's error or an I/O error. */

@@ -1,9 +1,11 @@
 /* test_store_log.c: the append-only log engine against real files in a temp directory:
- * round trip, group commit under several producers, torn tails at every offset, a flipped
- * byte, compaction with concurrent appends, and a write failure (RLIMIT_FSIZE). */
+ * the file header and foreign files, round trip, group commit under several producers,
+ * torn tails at every offset, a flipped byte, compaction with concurrent appends, and a
+ * write failure (RLIMIT_FSIZE). */
 #include "cx_test.h"
 #include "store/store_log.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -59,6 +61,63 @@ static int count_files_with_prefix(const char *prefix)
         n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
     closedir(d);
     return n;
+}
+
+/* The whole file, malloc'ed; *len receives its size. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    long long n = file_size(path);
+    CHECK(n >= 0);
+    uint8_t *p = malloc((size_t)n + 1);
+    CHECK(p != NULL);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    CHECK(read(fd, p, (size_t)n) == n);
+    close(fd);
+    *len = (size_t)n;
+    return p;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK(write(fd, p, n) == (ssize_t)n);
+    close(fd);
+}
+
+/* Log lines, captured through the topic sink (which carries every line, without the
+ * time stamp), so that tests can check that a refusal names the file. */
+static char logged[8192];
+
+static void capture_log(void *ud, unsigned type, const char *line, size_t len)
+{
+    size_t have = strlen(logged);
+    if (have + len + 2 < sizeof logged) {
+        memcpy(logged + have, line, len);
+        logged[have + len] = '\n';
+        logged[have + len + 1] = 0;
+    }
+}
+
+static void capture_start(void)
+{
+    logged[0] = 0;
+    cx_log_settings_t ls = {.types = CX_LOG_ALL, .dests = CX_LOGDEST_STDERR | CX_LOGDEST_TOPIC,
+                            .timestamp = true};
+    CHECK_INT_EQ(cx_log_configure(&ls), 0);
+    cx_log_set_topic_sink(capture_log, NULL);
+}
+
+static const uint8_t good_header[CX_STORE_LOG_HEADER_LEN] = {
+    'C', 'U', 'L', 'E', 'X', 'L', 'O', 'G', 1, 0, 0, 0, 0, 0, 0, 0};
+
+static void expected_header(uint8_t out[CX_STORE_LOG_HEADER_LEN])
+{
+    memcpy(out, good_header, 12);
+    uint32_t c = cx_store_crc32c(0, out, 12);
+    for (int i = 0; i < 4; i++)
+        out[12 + i] = (uint8_t)(c >> (8 * i));
 }
 
 #define MAXREC 5000
@@ -466,6 +525,11 @@ static void test_compaction_keeps_live_set(void)
     CHECK_INT_EQ(cx_store_log_compact(s, emit_live, &m), CX_OK);
     CHECK(file_size(logpath) < before);
     CHECK_INT_EQ(count_files_with_prefix("culex.log.compact"), 0);
+    size_t hlen;
+    uint8_t *h = slurp(logpath, &hlen), want[CX_STORE_LOG_HEADER_LEN];
+    expected_header(want);
+    CHECK(hlen > sizeof want && memcmp(h, want, sizeof want) == 0);
+    free(h);
     int live = 0;
     for (int i = 0; i < NKEYS; i++)
         live += m.ver[i] != 0;
@@ -675,6 +739,131 @@ static void test_write_failure_keeps_committed_records(void)
     teardown();
 }
 
+static void check_new_header(void)
+{
+    uint8_t want[CX_STORE_LOG_HEADER_LEN];
+    expected_header(want);
+    size_t n;
+    uint8_t *got = slurp(logpath, &n);
+    CHECK_INT_EQ(n, CX_STORE_LOG_HEADER_LEN);
+    CHECK(memcmp(got, want, n) == 0);
+    free(got);
+}
+
+static void test_header_written_to_new_file(void)
+{
+    setup();
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 0);
+    CHECK_INT_EQ(rec.bytes_kept, CX_STORE_LOG_HEADER_LEN);
+    check_new_header();
+    /* An existing empty file gets it too. */
+    CHECK_INT_EQ(truncate(logpath, 0), 0);
+    reopen(&rec);
+    check_new_header();
+    /* The first record follows the header, and offsets are file offsets. */
+    cx_store_log_t *s = open_ok(NULL);
+    CHECK_INT_EQ(append_kv(s, 1, "a", "b", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 1);
+    CHECK_INT_EQ(seen->off[0], CX_STORE_LOG_HEADER_LEN);
+    teardown();
+}
+
+static void test_header_prefix_completed(void)
+{
+    setup();
+    uint8_t want[CX_STORE_LOG_HEADER_LEN];
+    expected_header(want);
+    for (size_t k = 1; k < CX_STORE_LOG_HEADER_LEN; k++) {
+        write_file(logpath, want, k); /* a crash while the file was being created */
+        cx_store_log_recovery_t rec;
+        seen_t *seen = reopen(&rec);
+        CHECK_INT_EQ(seen->n, 0);
+        CHECK(!rec.corrupt);
+        check_new_header();
+    }
+    teardown();
+}
+
+/* Opens a file that is not ours and checks it was refused and left exactly as it was. */
+static void check_refused(const void *content, size_t n, const char *must_log,
+                          cx_store_log_recovery_t *rec)
+{
+    write_file(logpath, content, n);
+    struct stat before, after;
+    CHECK_INT_EQ(stat(logpath, &before), 0);
+    capture_start();
+    int err = 0;
+    cx_store_log_t *s = cx_store_log_open(logpath, NULL, collect, NULL, rec, &err);
+    CHECK(s == NULL);
+    CHECK_INT_EQ(err, CX_EFORMAT);
+    CHECK_INT_EQ(stat(logpath, &after), 0);
+    CHECK_INT_EQ(after.st_ino, before.st_ino); /* not renamed away */
+    CHECK_INT_EQ(after.st_size, (long long)n);
+    size_t len;
+    uint8_t *now = slurp(logpath, &len);
+    CHECK(memcmp(now, content, n) == 0);
+    free(now);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log"), 1); /* no copies, no temp files */
+    CHECK(strstr(logged, logpath) != NULL);
+    if (must_log && !strstr(logged, must_log))
+        CX_FAIL_("log does not mention \"%s\":\n%s", must_log, logged);
+}
+
+static void test_foreign_file_untouched(void)
+{
+    setup();
+    const char text[] = "# this is somebody's config file\nlistener 1883\n";
+    cx_store_log_recovery_t rec;
+    check_refused(text, sizeof text - 1, "not a culex log", &rec);
+    CHECK(!rec.mosquitto_db);
+    check_refused("hello", 5, "not a culex log", &rec); /* shorter than a header */
+    check_refused("CULEXLOX", 8, "not a culex log", &rec);
+    /* Our magic, but something else where the records should start is not ours either:
+     * a header with a bad checksum. */
+    uint8_t h[CX_STORE_LOG_HEADER_LEN + 4];
+    expected_header(h);
+    memcpy(h + CX_STORE_LOG_HEADER_LEN, "abcd", 4);
+    h[13] ^= 1;
+    check_refused(h, sizeof h, "damaged", &rec);
+    teardown();
+}
+
+static void test_mosquitto_db_refused(void)
+{
+    setup();
+    uint8_t db[64] = {0x00, 0xB5, 0x00, 'm', 'o', 's', 'q', 'u', 'i', 't', 't', 'o', ' ',
+                      'd',  'b',  0, 0, 0, 0, 0, 0, 6};
+    cx_store_log_recovery_t rec;
+    check_refused(db, sizeof db, "Mosquitto", &rec);
+    CHECK(rec.mosquitto_db);
+    CHECK_INT_EQ(rec.records, 0);
+    check_refused(db, 15, "Mosquitto", &rec); /* just the magic */
+    CHECK(rec.mosquitto_db);
+    teardown();
+}
+
+static void test_newer_version_refused(void)
+{
+    setup();
+    uint8_t h[CX_STORE_LOG_HEADER_LEN + 20];
+    memset(h, 0x11, sizeof h);
+    expected_header(h);
+    h[8] = 2; /* a future format, with a valid header checksum */
+    uint32_t c = cx_store_crc32c(0, h, 12);
+    for (int i = 0; i < 4; i++)
+        h[12 + i] = (uint8_t)(c >> (8 * i));
+    cx_store_log_recovery_t rec;
+    check_refused(h, sizeof h, "version 2", &rec);
+    CHECK(!rec.mosquitto_db);
+    /* Cut short, a newer header is not a prefix of ours either. */
+    check_refused(h, 10, "not a culex log", &rec);
+    teardown();
+}
+
 static void test_open_failure(void)
 {
     int err = 0;
@@ -700,4 +889,9 @@ CX_TEST_MAIN(
     CX_TEST(write_failure_sets_failed_state),
     CX_TEST(write_failure_keeps_committed_records),
     CX_TEST(open_failure),
+    CX_TEST(header_written_to_new_file),
+    CX_TEST(header_prefix_completed),
+    CX_TEST(foreign_file_untouched),
+    CX_TEST(mosquitto_db_refused),
+    CX_TEST(newer_version_refused),
 )
