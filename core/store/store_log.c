@@ -47,6 +47,7 @@ struct cx_store_log {
     uint64_t appended_seq;     /* last seq handed out */
     uint64_t taken_seq;        /* last seq handed to the writer */
     uint64_t durable_seq;
+    uint64_t notified_seq;     /* last durable_seq passed to opts.on_commit */
     uint64_t flush_upto;       /* commit_wait asked for everything up to here */
     uint64_t end_off;          /* committed size of the file */
     uint64_t batches, compactions;
@@ -253,18 +254,34 @@ static bool should_commit(const cx_store_log_t *s)
            cx_time_mono_ms() >= deadline_ms(s);
 }
 
+static bool should_notify(const cx_store_log_t *s)
+{
+    return s->opts.on_commit && s->durable_seq > s->notified_seq;
+}
+
 static void *writer_main(void *arg)
 {
     cx_store_log_t *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!should_commit(s)) {
+        /* Only this thread calls on_commit, so the calls never overlap and their
+         * durable_seq only grows, even when a compaction advanced it. The lock is released
+         * so that the callback may take the broker's locks, and appends continue. */
+        if (should_notify(s)) {
+            uint64_t d = s->notified_seq = s->durable_seq;
+            pthread_mutex_unlock(&s->mu);
+            s->opts.on_commit(s->opts.on_commit_ud, d);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        if (!should_commit(s)) {
             if (s->stop && cx_buf_used(&s->cur) == 0)
-                goto out;
+                break;
             if (cx_buf_used(&s->cur) > 0)
                 timed_wait(&s->cv_work, &s->mu, deadline_ms(s));
             else
                 pthread_cond_wait(&s->cv_work, &s->mu);
+            continue;
         }
         cx_buf_t b = s->cur;
         s->cur = s->spare;
@@ -311,7 +328,6 @@ static void *writer_main(void *arg)
         }
         pthread_cond_broadcast(&s->cv_done);
     }
-out:
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
@@ -763,14 +779,18 @@ int cx_store_log_compact(cx_store_log_t *s, cx_store_log_live_cb live, void *ud)
     close(s->fd);
     s->fd = c.fd;
     s->end_off = c.off;
-    /* Everything appended so far is represented by the live set. */
-    s->durable_seq = s->taken_seq = s->appended_seq;
+    /* Everything appended so far is represented by the live set, and durable once the
+     * rename is. */
+    s->taken_seq = s->appended_seq;
+    if (drc == CX_OK)
+        s->durable_seq = s->appended_seq;
     s->failed = CX_OK;
     s->compactions++;
     if (drc != CX_OK)
         set_failed(s, drc, "fsync of the directory after compaction");
     s->compacting = false;
     pthread_cond_broadcast(&s->cv_done);
+    pthread_cond_signal(&s->cv_work); /* durable_seq may have advanced: on_commit */
     pthread_mutex_unlock(&s->mu);
     if (drc == CX_OK)
         cx_log(CX_LOG_INFO, "store: %s: compacted to %llu bytes", s->path,

@@ -49,6 +49,17 @@ typedef struct cx_store_log_opts {
     size_t max_pending; /* appends block while this much is pending (back-pressure);
                            0 = 64 MiB */
     size_t max_record;  /* largest key+value accepted, and believed on replay; 0 = 256 MiB */
+
+    /* Commit notification, e.g. to wake the worker threads that hold back PUBACKs under
+     * `persistence_sync always` without a thread blocked in commit_wait. Called by the
+     * writer thread with the new durable_seq each time it advances: after each successful
+     * commit, and after a compaction that made earlier records durable. No engine lock is
+     * held; calls never overlap and durable_seq strictly grows from one call to the next.
+     * It must be quick (the next commit waits for it) and must not call append,
+     * commit_wait, sync, compact or close on this store (status and stats are fine). Not
+     * called when a commit fails: check cx_store_log_status(). NULL = none. */
+    void (*on_commit)(void *ud, uint64_t durable_seq);
+    void *on_commit_ud;
 } cx_store_log_opts_t;
 
 /* One record as replayed. Key and value point into the mapped file and are borrowed for

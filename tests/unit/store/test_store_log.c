@@ -864,6 +864,101 @@ static void test_newer_version_refused(void)
     teardown();
 }
 
+/* What on_commit saw. */
+typedef struct commits {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cx_store_log_t *s;
+    pthread_t main_thread;
+    int calls;
+    uint64_t last;
+    bool bad_order, on_main_thread, lagging;
+} commits_t;
+
+static void on_commit(void *ud, uint64_t durable)
+{
+    commits_t *c = ud;
+    /* No engine lock may be held here: stats takes it (a hang would end in SIGALRM). */
+    cx_store_log_t *s;
+    pthread_mutex_lock(&c->mu);
+    s = c->s;
+    pthread_mutex_unlock(&c->mu);
+    if (s) {
+        cx_store_log_stats_t st;
+        cx_store_log_stats(s, &st);
+        if (st.durable_seq < durable)
+            c->lagging = true;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (durable <= c->last)
+        c->bad_order = true;
+    if (pthread_equal(pthread_self(), c->main_thread))
+        c->on_main_thread = true;
+    c->last = durable;
+    c->calls++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void test_on_commit_always(void)
+{
+    setup();
+    alarm(20);
+    static commits_t c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    c.main_thread = pthread_self();
+    cx_store_log_opts_t o = {.on_commit = on_commit, .on_commit_ud = &c};
+    cx_store_log_t *s = open_ok(&o);
+    pthread_mutex_lock(&c.mu);
+    c.s = s;
+    pthread_mutex_unlock(&c.mu);
+    pthread_t t[PRODUCERS];
+    producer_t p[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++) {
+        p[i] = (producer_t){s, i, true};
+        CHECK_INT_EQ(pthread_create(&t[i], NULL, produce, &p[i]), 0);
+    }
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(t[i], NULL);
+    cx_store_log_stats_t st;
+    cx_store_log_stats(s, &st);
+    /* The callback for the last commit may still be running. */
+    pthread_mutex_lock(&c.mu);
+    while (c.last < st.durable_seq)
+        pthread_cond_wait(&c.cv, &c.mu);
+    c.s = NULL;
+    pthread_mutex_unlock(&c.mu);
+    CHECK_INT_EQ(c.last, PRODUCERS * PER_PRODUCER);
+    CHECK_INT_EQ(c.calls, st.batches); /* one call per commit */
+    CHECK(!c.bad_order);
+    CHECK(!c.on_main_thread);
+    CHECK(!c.lagging);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    teardown();
+}
+
+/* Under BATCH nobody waits: the callback alone tells the broker that records are durable. */
+static void test_on_commit_batch(void)
+{
+    setup();
+    alarm(20);
+    static commits_t c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    c.main_thread = pthread_self();
+    cx_store_log_opts_t o = {.sync = CX_STORE_LOG_SYNC_BATCH, .batch_ms = 10,
+                             .on_commit = on_commit, .on_commit_ud = &c};
+    cx_store_log_t *s = open_ok(&o);
+    uint64_t seq = 0;
+    for (int i = 0; i < 50; i++)
+        CHECK_INT_EQ(append_kv(s, 1, "k", "v", &seq), CX_OK);
+    pthread_mutex_lock(&c.mu);
+    while (c.last < seq)
+        pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    CHECK_INT_EQ(c.last, 50);
+    CHECK(!c.bad_order);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    teardown();
+}
+
 static void test_open_failure(void)
 {
     int err = 0;
@@ -894,4 +989,6 @@ CX_TEST_MAIN(
     CX_TEST(foreign_file_untouched),
     CX_TEST(mosquitto_db_refused),
     CX_TEST(newer_version_refused),
+    CX_TEST(on_commit_always),
+    CX_TEST(on_commit_batch),
 )
