@@ -66,12 +66,13 @@ struct cx_store_log_compactor {
 
 /* --- CRC32C ------------------------------------------------------------------------ */
 
-/* Software table (Castagnoli, reflected 0x82F63B78). The SSE4.2 instruction would be
- * faster; the table keeps the engine portable and is not the bottleneck next to fsync. */
+/* Software table (Castagnoli, reflected 0x82F63B78): the portable fallback, and the
+ * reference the hardware path is tested against. One byte per step, so about 0.4 GB/s;
+ * every appender pays it for each record before taking the lock, and replay pays it for
+ * the whole file at start-up. */
 static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
-static void crc_init(void)
+static void crc_table_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
@@ -81,14 +82,68 @@ static void crc_init(void)
     }
 }
 
-uint32_t cx_store_crc32c(uint32_t crc, const void *p, size_t n)
+static uint32_t crc32c_sw(uint32_t crc, const void *p, size_t n)
 {
-    pthread_once(&crc_once, crc_init);
     const uint8_t *b = p;
     crc = ~crc;
     while (n--)
         crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
     return ~crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+#define HAVE_CRC32C_HW 1
+
+/* SSE4.2 computes the same polynomial eight bytes per instruction. The target attribute
+ * compiles just this function for SSE4.2, so the binary still runs on older CPUs, where
+ * crc_init never selects it. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *p,
+                                                             size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t c = ~crc;
+    /* Aligned 8-byte loads: byte steps up to the first boundary. */
+    while (n && ((uintptr_t)b & 7)) {
+        c = _mm_crc32_u8((uint32_t)c, *b++);
+        n--;
+    }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8); /* one load; memcpy keeps it free of aliasing rules */
+        c = _mm_crc32_u64(c, w);
+        b += 8;
+        n -= 8;
+    }
+    while (n--)
+        c = _mm_crc32_u8((uint32_t)c, *b++);
+    return ~(uint32_t)c;
+}
+#endif
+
+static uint32_t (*crc_impl)(uint32_t, const void *, size_t) = crc32c_sw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    crc_table_init();
+#ifdef HAVE_CRC32C_HW
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("sse4.2"))
+        crc_impl = crc32c_hw;
+#endif
+}
+
+uint32_t cx_store_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    return crc_impl(crc, p, n);
+}
+
+uint32_t cx_store_crc32c_sw(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    return crc32c_sw(crc, p, n);
 }
 
 /* --- encoding ---------------------------------------------------------------------- */

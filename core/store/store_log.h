@@ -157,8 +157,13 @@ int cx_store_log_compact_put(cx_store_log_compactor_t *c, uint8_t type, const vo
  * Returns CX_OK, the callback's error or an I/O error. */
 int cx_store_log_compact(cx_store_log_t *s, cx_store_log_live_cb live, void *ud);
 
-/* CRC32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Exposed for
- * tests and for tools that inspect log files. */
+/* CRC32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Uses the SSE4.2
+ * instruction on x86-64 CPUs that have it (chosen at run time) and a table elsewhere. Any
+ * thread. Exposed for tests and for tools that inspect log files. */
 uint32_t cx_store_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* Internal, for tests only: the table-driven implementation, whatever the CPU, so that a
+ * test can check the hardware path against it. Same contract as cx_store_crc32c. */
+uint32_t cx_store_crc32c_sw(uint32_t crc, const void *p, size_t n);
 
 #endif
