@@ -389,29 +389,48 @@ static void *writer_main(void *arg)
 
 /* --- open and replay --------------------------------------------------------------- */
 
-/* Saves the damaged bytes beside the log before they are truncated: a checksum failure
- * in the middle is corruption, and someone may want to look at it. */
-static void save_aside(const char *path, const char *dir, const uint8_t *p, size_t n)
+/* Copies the whole file, as found, to "<path>.corrupt-<unix time>" and syncs it before
+ * open changes anything: the damaged region may still mean something to a person, and the
+ * truncation or the compaction that follows removes it from the log. An existing copy is
+ * never overwritten (".1", ".2", ... are tried). Returns CX_OK or the error; a partial
+ * copy is removed. */
+static int save_copy(const cx_store_log_t *s, const uint8_t *map, uint64_t size)
 {
-    char suffix[48];
-    snprintf(suffix, sizeof suffix, ".corrupt-%lld", (long long)time(NULL));
-    char *aside = path_with_suffix(path, suffix);
-    if (!aside)
-        return;
-    int fd = open(aside, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int rc = fd < 0 ? -errno : pwrite_all(fd, p, n, 0);
-    if (rc == CX_OK && fsync(fd) != 0)
-        rc = -errno;
-    if (fd >= 0)
-        close(fd);
-    if (rc == CX_OK)
-        rc = fsync_dir(dir);
-    if (rc == CX_OK)
-        cx_log(CX_LOG_WARNING, "store: %s: damaged bytes saved to %s", path, aside);
-    else
-        cx_log(CX_LOG_WARNING, "store: %s: could not save damaged bytes to %s: %s", path,
-               aside, cx_strerror(rc));
-    cx_free(aside);
+    long long now = (long long)time(NULL);
+    char suffix[64];
+    for (int i = 0; i < 1000; i++) {
+        if (i == 0)
+            snprintf(suffix, sizeof suffix, ".corrupt-%lld", now);
+        else
+            snprintf(suffix, sizeof suffix, ".corrupt-%lld.%d", now, i);
+        char *aside = path_with_suffix(s->path, suffix);
+        if (!aside)
+            return CX_ENOMEM;
+        int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) {
+            cx_free(aside);
+            continue;
+        }
+        int rc = fd < 0 ? -errno : pwrite_all(fd, map, (size_t)size, 0);
+        if (rc == CX_OK && fsync(fd) != 0)
+            rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        if (rc == CX_OK)
+            rc = fsync_dir(s->dir_path);
+        if (rc == CX_OK) {
+            cx_log(CX_LOG_WARNING, "store: %s: the damaged log, as found (%llu bytes), was "
+                   "copied to %s", s->path, (unsigned long long)size, aside);
+        } else {
+            cx_log(CX_LOG_ERR, "store: %s: cannot copy the damaged log to %s: %s; the log is "
+                   "left as it was and not opened", s->path, aside, cx_strerror(rc));
+            if (fd >= 0)
+                unlink(aside);
+        }
+        cx_free(aside);
+        return rc;
+    }
+    return -EEXIST;
 }
 
 /* Checks the file header, or writes it into a new file. A file that does not start with
@@ -474,7 +493,69 @@ static int check_header(cx_store_log_t *s, cx_store_log_recovery_t *rec)
     return CX_OK;
 }
 
-/* Replays the file and truncates after the last valid record. */
+enum rec_state { REC_OK, REC_SHORT_HDR, REC_BAD_LEN, REC_SHORT, REC_BAD_CRC };
+
+static const char *const rec_state_text[] = {
+    [REC_OK] = "valid record",
+    [REC_SHORT_HDR] = "short header",
+    [REC_BAD_LEN] = "impossible length",
+    [REC_SHORT] = "short record",
+    [REC_BAD_CRC] = "checksum mismatch",
+};
+
+/* Parses the record at `off` (off < size). On REC_OK, and on REC_BAD_CRC, *len is its
+ * length. With check_crc false only the lengths are checked. */
+static enum rec_state parse_at(const uint8_t *map, uint64_t size, uint64_t off,
+                               size_t max_record, bool check_crc, uint64_t *len)
+{
+    if (size - off < HDR_LEN)
+        return REC_SHORT_HDR;
+    const uint8_t *h = map + off;
+    uint32_t plen = get32(h + 4), klen = get32(h + 9);
+    if (klen > plen || plen > max_record)
+        return REC_BAD_LEN;
+    if (size - off - HDR_LEN < plen)
+        return REC_SHORT;
+    *len = HDR_LEN + (uint64_t)plen;
+    if (check_crc && cx_store_crc32c(0, h + 4, HDR_LEN - 4 + (size_t)plen) != get32(h))
+        return REC_BAD_CRC;
+    return REC_OK;
+}
+
+/* The first offset at or after `from` where replay can continue after damage: two
+ * consecutive valid records there, or one that ends exactly at the end of the file. One
+ * valid record alone could be chance; a second that starts where the first ends is not.
+ * The lengths of both are checked before either CRC, because at most offsets of a damaged
+ * region the "length" is garbage, and a CRC over it at every offset would make the scan
+ * quadratic. Returns `size` when there is no such offset. */
+static uint64_t resync(const uint8_t *map, uint64_t size, uint64_t from, size_t max_record)
+{
+    for (uint64_t o = from; o < size && size - o >= HDR_LEN; o++) {
+        uint64_t a, b;
+        if (parse_at(map, size, o, max_record, false, &a) != REC_OK)
+            continue;
+        uint64_t next = o + a;
+        bool at_end = next == size;
+        if (!at_end && parse_at(map, size, next, max_record, false, &b) != REC_OK)
+            continue;
+        if (parse_at(map, size, o, max_record, true, &a) != REC_OK)
+            continue;
+        if (!at_end && parse_at(map, size, next, max_record, true, &b) != REC_OK)
+            continue;
+        return o;
+    }
+    return size;
+}
+
+/* Replays the file, steps over damaged regions that valid records follow, and truncates
+ * after the last valid record.
+ *
+ * Damage is a torn tail (a crash mid-write) only when nothing valid follows it and it is
+ * short: a record or header cut by the end of the file. That is dropped with a log line.
+ * Everything else is corruption: a complete record with a bad checksum or an impossible
+ * length, or any damage that valid records follow (whatever it looks like: a flipped
+ * length can make a record look short). Then the whole file is first copied aside, and the
+ * replay continues at the next valid records, so that nothing after the damage is lost. */
 static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
                    cx_store_log_recovery_t *rec)
 {
@@ -482,65 +563,85 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
     if (fstat(s->fd, &st) != 0)
         return -errno;
     uint64_t size = (uint64_t)st.st_size, off = FILE_HDR_LEN;
-    const uint8_t *map = NULL;
-    if (size > 0) {
-        map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, s->fd, 0);
-        if (map == MAP_FAILED)
-            return -errno;
-    }
-    const char *why = NULL;
-    while (off < size) {
-        if (size - off < HDR_LEN) {
-            why = "short header";
-            break;
-        }
-        const uint8_t *h = map + off;
-        uint32_t plen = get32(h + 4), klen = get32(h + 9);
-        if (klen > plen || plen > s->opts.max_record) {
-            why = "impossible length";
-            rec->corrupt = true;
-            break;
-        }
-        if (size - off - HDR_LEN < plen) {
-            why = "short record";
-            break;
-        }
-        if (cx_store_crc32c(0, h + 4, HDR_LEN - 4 + (size_t)plen) != get32(h)) {
-            why = "checksum mismatch";
-            rec->corrupt = true;
-            break;
-        }
-        if (cb) {
-            cx_store_log_rec_t r = {
-                .type = h[8],
-                .key = {h + HDR_LEN, klen},
-                .val = {h + HDR_LEN + klen, plen - klen},
-                .off = off,
-            };
-            int rc = cb(ud, &r);
-            if (rc < 0) {
-                munmap((void *)map, (size_t)size);
-                return rc;
-            }
-        }
-        rec->records++;
-        off += HDR_LEN + plen;
-    }
+    const uint8_t *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, s->fd, 0);
+    if (map == MAP_FAILED)
+        return -errno;
+    size_t max = s->opts.max_record;
+    enum rec_state tail = REC_OK;
+    bool saved = false;
+    unsigned regions = 0;
     int rc = CX_OK;
-    if (off < size) {
-        cx_log(CX_LOG_WARNING, "store: %s: %s at offset %llu after %llu records; dropping the "
-               "last %llu bytes", s->path, why, (unsigned long long)off,
-               (unsigned long long)rec->records, (unsigned long long)(size - off));
-        if (rec->corrupt)
-            save_aside(s->path, s->dir_path, map + off, (size_t)(size - off));
-        if (ftruncate(s->fd, (off_t)off) != 0 || fsync(s->fd) != 0)
-            rc = -errno;
+    while (off < size) {
+        uint64_t len = 0;
+        enum rec_state state = parse_at(map, size, off, max, true, &len);
+        if (state == REC_OK) {
+            if (cb) {
+                const uint8_t *h = map + off;
+                uint32_t plen = get32(h + 4), klen = get32(h + 9);
+                cx_store_log_rec_t r = {
+                    .type = h[8],
+                    .key = {h + HDR_LEN, klen},
+                    .val = {h + HDR_LEN + klen, plen - klen},
+                    .off = off,
+                };
+                rc = cb(ud, &r);
+                if (rc < 0)
+                    goto out;
+            }
+            rec->records++;
+            off += len;
+            continue;
+        }
+        uint64_t next = resync(map, size, off + 1, max);
+        if (next == size) {
+            tail = state;
+            break;
+        }
+        cx_log(CX_LOG_WARNING, "store: %s: %s at offset %llu after %llu records; skipping %llu "
+               "damaged bytes to the valid records at offset %llu", s->path,
+               rec_state_text[state], (unsigned long long)off, (unsigned long long)rec->records,
+               (unsigned long long)(next - off), (unsigned long long)next);
+        if (!saved) {
+            rc = save_copy(s, map, size);
+            if (rc != CX_OK)
+                goto out;
+            saved = true;
+        }
+        rec->corrupt = true;
+        rec->bytes_skipped += next - off;
+        regions++;
+        off = next;
     }
-    if (map)
-        munmap((void *)map, (size_t)size);
+    if (off < size) {
+        bool corrupt = tail == REC_BAD_LEN || tail == REC_BAD_CRC;
+        cx_log(CX_LOG_WARNING, "store: %s: %s at offset %llu after %llu records%s; dropping the "
+               "last %llu bytes", s->path, rec_state_text[tail], (unsigned long long)off,
+               (unsigned long long)rec->records,
+               corrupt ? " and no valid record after it" : " (a write cut short by a crash)",
+               (unsigned long long)(size - off));
+        if (corrupt && !saved) {
+            rc = save_copy(s, map, size);
+            if (rc != CX_OK)
+                goto out;
+            saved = true;
+        }
+        rec->corrupt |= corrupt;
+        if (ftruncate(s->fd, (off_t)off) != 0 || fsync(s->fd) != 0) {
+            rc = -errno;
+            goto out;
+        }
+    }
+    if (regions) {
+        rec->rewrite_needed = true;
+        cx_log(CX_LOG_WARNING, "store: %s: %u damaged regions (%llu bytes) were skipped and "
+               "stay in the file until the log is compacted", s->path, regions,
+               (unsigned long long)rec->bytes_skipped);
+    }
     rec->bytes_kept = off;
     rec->bytes_dropped = size - off;
     s->end_off = off;
+out:
+    munmap((void *)map, (size_t)size);
     return rc;
 }
 

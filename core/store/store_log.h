@@ -14,9 +14,12 @@
  * integers are little endian. The first record is at offset CX_STORE_LOG_HEADER_LEN.
  *
  * Open refuses (CX_EFORMAT) and never modifies a file that does not start with this
- * header. It replays the file, stops at the first torn or corrupt record, truncates the
- * file there and appends after it. Bytes before the damage are never modified. See
- * README.md for the compaction and failure rules. */
+ * header. It replays the file record by record. A torn tail (a crash mid-write) is
+ * truncated. Corruption (a bad checksum, an impossible length, or any damage that valid
+ * records follow) first gets the whole file copied aside; replay then continues at the next
+ * valid records, so nothing after the damage is lost, and the caller compacts the damaged
+ * regions away. Appends go after the last valid record. See README.md for the corruption,
+ * compaction and failure rules. */
 #ifndef CX_STORE_LOG_H
 #define CX_STORE_LOG_H
 
@@ -72,26 +75,41 @@ typedef struct cx_store_log_rec {
                      CX_STORE_LOG_HEADER_LEN) */
 } cx_store_log_rec_t;
 
-/* Called once per valid record, in file order. A negative return aborts the open, which
- * then fails with that code (the file is left as it was). */
+/* Called once per valid record, in file order (damaged regions are skipped). A negative
+ * return aborts the open, which then fails with that code (the file is left as it was,
+ * though a copy of a damaged file may already have been saved). When open fails, whatever
+ * was replayed must be discarded. */
 typedef int (*cx_store_log_replay_cb)(void *ud, const cx_store_log_rec_t *rec);
 
 /* What open found. Filled (as far as open got) even when open fails. */
 typedef struct cx_store_log_recovery {
     uint64_t records;       /* valid records replayed */
-    uint64_t bytes_kept;    /* file size after recovery, file header included */
+    uint64_t bytes_kept;    /* file size after recovery, file header (and any skipped
+                               regions) included */
     uint64_t bytes_dropped; /* bytes truncated after the last valid record */
-    /* True when the damage was a complete record with a bad checksum (or impossible
-     * header), not a short tail: that is corruption, not a crash mid-write. The dropped
-     * bytes are then saved to "<path>.corrupt-<unix time>" before truncating. */
+    uint64_t bytes_skipped; /* bytes of damaged regions that valid records follow: not
+                               replayed, stepped over, still in the file */
+    /* True when open found corruption rather than a crash mid-write: a complete record
+     * with a bad checksum or an impossible header, or any damage that valid records follow.
+     * Before changing anything, open then copied the whole file as found to
+     * "<path>.corrupt-<unix time>" (".1", ".2", ... appended if that exists) and synced
+     * it; if the copy cannot be made, open fails and leaves the file as it was. A short
+     * tail with nothing valid after it is a crash mid-write: dropped, not copied. */
     bool corrupt;
+    /* Valid records followed damage, so the damaged regions (bytes_skipped) are still in
+     * the file. The caller must call cx_store_log_compact() right after open, once its
+     * state is rebuilt from the replay. Until then appends go to the end as usual, and an
+     * open before the compaction (after a crash) skips and copies the same regions again,
+     * which loses nothing. */
+    bool rewrite_needed;
     /* The file is a Mosquitto database (it starts with 0x00 0xB5 0x00 "mosquitto db"):
      * open failed with CX_EFORMAT and left it untouched. */
     bool mosquitto_db;
 } cx_store_log_recovery_t;
 
 /* Opens (creating if needed) the log at `path`, replays it through `cb` (may be NULL),
- * repairs a damaged tail and starts the writer thread. `opts` may be NULL for defaults
+ * repairs a damaged tail, steps over damaged regions (see cx_store_log_recovery_t) and
+ * starts the writer thread. `opts` may be NULL for defaults
  * (ALWAYS). `rec` may be NULL. Returns NULL and sets *err (-errno or a cx_err) on failure;
  * the reason is also logged. Call before other threads use the store.
  *

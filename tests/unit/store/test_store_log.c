@@ -1,7 +1,7 @@
 /* test_store_log.c: the append-only log engine against real files in a temp directory:
  * the file header and foreign files, round trip, group commit under several producers,
- * torn tails at every offset, a flipped byte, compaction with concurrent appends, and a
- * write failure (RLIMIT_FSIZE). */
+ * torn tails at every offset, damage in the middle (skipped, copied aside, compacted away),
+ * compaction with concurrent appends, and a write failure (RLIMIT_FSIZE). */
 #include "cx_test.h"
 #include "store/store_log.h"
 #include "util/err.h"
@@ -476,62 +476,329 @@ static void test_torn_tail_every_offset(void)
     teardown();
 }
 
-static void flip_byte(long long off)
+static void flip_byte_mask(long long off, uint8_t mask)
 {
     int fd = open(logpath, O_RDWR);
     CHECK(fd >= 0);
     uint8_t b;
     CHECK(pread(fd, &b, 1, off) == 1);
-    b ^= 0x40;
+    b ^= mask;
     CHECK(pwrite(fd, &b, 1, off) == 1);
     close(fd);
 }
 
-static void check_flip(long long delta_in_record)
+/* --- corruption in the middle ------------------------------------------------------ */
+
+#define NMAX 64
+
+/* Writes n records "k<i>" = "value-<i>", fills off[] with their offsets and returns the
+ * file size. */
+static long long write_n_offsets(int n, uint64_t off[NMAX])
 {
-    setup();
-    write_n(10);
+    CHECK(n <= NMAX);
+    write_n(n);
     cx_store_log_recovery_t rec;
     seen_t *seen = reopen(&rec);
-    uint64_t bad = seen->off[4];
-    long long full = file_size(logpath);
-    flip_byte((long long)bad + delta_in_record);
+    CHECK_INT_EQ(seen->n, n);
+    memcpy(off, seen->off, (size_t)n * sizeof off[0]);
+    return file_size(logpath);
+}
 
-    seen = reopen(&rec);
-    CHECK_INT_EQ(seen->n, 4); /* stops at the damaged record, keeps the ones before */
-    CHECK_STR_EQ(seen->key[3], "k3");
-    CHECK(rec.corrupt);
-    CHECK_INT_EQ(rec.bytes_kept, bad);
-    CHECK_INT_EQ(rec.bytes_dropped, full - (long long)bad);
-    CHECK_INT_EQ(file_size(logpath), bad);
-    /* The dropped bytes were saved aside, exactly. */
-    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), 1);
+static void overwrite(long long off, const void *p, size_t n)
+{
+    int fd = open(logpath, O_RDWR);
+    CHECK(fd >= 0);
+    CHECK(pwrite(fd, p, n, off) == (ssize_t)n);
+    close(fd);
+}
+
+/* The replay holds exactly the records k<i> that are not damaged, in order, with their
+ * values. */
+static void check_all_but(const seen_t *seen, int n, const bool *damaged)
+{
+    char k[32], v[64];
+    int j = 0;
+    for (int i = 0; i < n; i++) {
+        if (damaged[i])
+            continue;
+        CHECK(j < seen->n);
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(v, sizeof v, "value-%d", i);
+        CHECK_STR_EQ(seen->key[j], k);
+        CHECK_INT_EQ(seen->vsum[j], sum(v, strlen(v)));
+        j++;
+    }
+    CHECK_INT_EQ(seen->n, j);
+}
+
+/* The path of the n-th (0-based, by name) "culex.log.corrupt-*" file. */
+static const char *copy_path(int which)
+{
+    static char p[512];
+    char names[8][256];
+    int n = 0;
     DIR *d = opendir(tmpdir);
     struct dirent *e;
-    char p[512] = "";
     while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, "culex.log.corrupt-", 18) == 0)
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+        if (strncmp(e->d_name, "culex.log.corrupt-", 18) == 0 && n < 8)
+            snprintf(names[n++], sizeof names[0], "%s", e->d_name);
     closedir(d);
-    CHECK_INT_EQ(file_size(p), full - (long long)bad);
+    CHECK(which < n);
+    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    snprintf(p, sizeof p, "%s/%s", tmpdir, names[which]);
+    return p;
+}
 
+static void check_copy_equals(int which, const uint8_t *orig, size_t len)
+{
+    size_t clen;
+    uint8_t *c = slurp(copy_path(which), &clen);
+    CHECK_INT_EQ(clen, len);
+    CHECK(memcmp(c, orig, len) == 0);
+    free(c);
+}
+
+/* A live set made of what the replay returned (the values follow from the keys). */
+static int emit_seen(void *ud, cx_store_log_compactor_t *c)
+{
+    const seen_t *seen = ud;
+    char v[64];
+    for (int i = 0; i < seen->n; i++) {
+        snprintf(v, sizeof v, "value-%s", seen->key[i] + 1);
+        int rc = cx_store_log_compact_put(c, seen->type[i], seen->key[i],
+                                          strlen(seen->key[i]), v, strlen(v));
+        if (rc)
+            return rc;
+    }
+    return CX_OK;
+}
+
+/* What the README asks of the caller when rewrite_needed is set: compact right after the
+ * open, from the state rebuilt by the replay. Afterwards the log is clean. */
+static void compact_and_check_clean(int n, const bool *damaged)
+{
+    static seen_t model;
+    memset(&model, 0, sizeof model);
+    int copies = count_files_with_prefix("culex.log.corrupt-");
+    int err = 1;
+    cx_store_log_recovery_t rec;
+    cx_store_log_t *s = cx_store_log_open(logpath, NULL, collect, &model, &rec, &err);
+    CHECK(s != NULL);
+    CHECK(rec.rewrite_needed);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), copies + 1);
+    CHECK_INT_EQ(cx_store_log_compact(s, emit_seen, &model), CX_OK);
+    cx_store_log_stats_t st;
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.file_size, file_size(logpath));
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    seen_t *seen = reopen(&rec);
+    CHECK(!rec.corrupt);
+    CHECK(!rec.rewrite_needed);
+    CHECK_INT_EQ(rec.bytes_skipped, 0);
+    CHECK_INT_EQ(rec.bytes_dropped, 0);
+    check_all_but(seen, n, damaged);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), copies + 1);
+}
+
+/* Damages record 4 of 10 at `delta` bytes into it and checks that the nine others come
+ * back, the copy equals the damaged file, appends still work, and compaction cleans up. */
+static void check_mid_damage(long long delta, uint8_t mask)
+{
+    setup();
+    uint64_t off[NMAX];
+    long long full = write_n_offsets(10, off);
+    flip_byte_mask((long long)off[4] + delta, mask);
+    size_t olen;
+    uint8_t *orig = slurp(logpath, &olen);
+
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    bool damaged[10] = {[4] = true};
+    check_all_but(seen, 10, damaged);
+    CHECK(rec.corrupt);
+    CHECK(rec.rewrite_needed);
+    CHECK_INT_EQ(rec.records, 9);
+    CHECK_INT_EQ(rec.bytes_skipped, off[5] - off[4]);
+    CHECK_INT_EQ(rec.bytes_dropped, 0);
+    CHECK_INT_EQ(rec.bytes_kept, full);
+    CHECK_INT_EQ(file_size(logpath), full); /* nothing was cut */
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), 1);
+    check_copy_equals(0, orig, olen);
+
+    /* Before the compaction appends go to the end, and each open skips the same region
+     * again, with a copy of its own (this one, and the reopen below). */
+    cx_store_log_t *s = open_ok(NULL);
+    CHECK_INT_EQ(append_kv(s, 1, "k10", "value-10", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    seen = reopen(&rec);
+    bool damaged11[11] = {[4] = true};
+    check_all_but(seen, 11, damaged11);
+    CHECK(rec.rewrite_needed);
+    CHECK_INT_EQ(rec.bytes_skipped, off[5] - off[4]);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), 3);
+    check_copy_equals(0, orig, olen);
+
+    compact_and_check_clean(11, damaged11);
+    free(orig);
+    teardown();
+}
+
+static void test_corrupt_mid_value(void)
+{
+    check_mid_damage(13 + 3, 0x40); /* inside the key/value bytes */
+}
+
+static void test_corrupt_mid_crc(void)
+{
+    check_mid_damage(0, 0x01);
+}
+
+static void test_corrupt_mid_length_low(void)
+{
+    check_mid_damage(4, 0x40); /* payload_len 9 -> 73: a checksum mismatch */
+}
+
+static void test_corrupt_mid_length_high(void)
+{
+    /* payload_len + 4 MiB: the record now seems to run past the end of the file, as a
+     * torn tail would. Valid records follow, so it is corruption, not a tail to drop. */
+    check_mid_damage(6, 0x40);
+}
+
+static void test_corrupt_mid_key_len(void)
+{
+    check_mid_damage(9, 0x40); /* key_len > payload_len: an impossible header */
+}
+
+static void test_corrupt_first_record(void)
+{
+    setup();
+    uint64_t off[NMAX];
+    write_n_offsets(10, off);
+    flip_byte_mask((long long)off[0] + 14, 0x01);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    bool damaged[10] = {[0] = true};
+    check_all_but(seen, 10, damaged);
+    CHECK_INT_EQ(rec.bytes_skipped, off[1] - off[0]);
+    compact_and_check_clean(10, damaged);
+    teardown();
+}
+
+/* Damage in the last record: nothing valid follows, so it is cut as before, but as
+ * corruption (a complete record with a bad checksum) the whole file is copied first. */
+static void test_corrupt_last_record(void)
+{
+    setup();
+    uint64_t off[NMAX];
+    long long full = write_n_offsets(10, off);
+    flip_byte_mask((long long)off[9] + 15, 0x40);
+    size_t olen;
+    uint8_t *orig = slurp(logpath, &olen);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    bool damaged[10] = {[9] = true};
+    check_all_but(seen, 10, damaged);
+    CHECK(rec.corrupt);
+    CHECK(!rec.rewrite_needed);
+    CHECK_INT_EQ(rec.bytes_skipped, 0);
+    CHECK_INT_EQ(rec.bytes_dropped, full - (long long)off[9]);
+    CHECK_INT_EQ(file_size(logpath), off[9]);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), 1);
+    check_copy_equals(0, orig, olen);
+    /* Appending continues where the damaged record was; the next open is clean. */
     cx_store_log_t *s = open_ok(NULL);
     CHECK_INT_EQ(append_kv(s, 1, "later", "y", NULL), CX_OK);
     CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
     seen = reopen(&rec);
-    CHECK_INT_EQ(seen->n, 5);
-    CHECK_STR_EQ(seen->key[4], "later");
+    CHECK(!rec.corrupt);
+    CHECK_INT_EQ(seen->n, 10);
+    CHECK_STR_EQ(seen->key[9], "later");
+    free(orig);
     teardown();
 }
 
-static void test_flipped_byte_in_value(void)
+/* Damage in the record before the last: one valid record that ends exactly at the end of
+ * the file is enough to continue. */
+static void test_corrupt_before_last(void)
 {
-    check_flip(13 + 3); /* inside the key/value bytes of the fifth record */
+    setup();
+    uint64_t off[NMAX];
+    write_n_offsets(10, off);
+    flip_byte_mask((long long)off[8] + 15, 0x40);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    bool damaged[10] = {[8] = true};
+    check_all_but(seen, 10, damaged);
+    CHECK(rec.rewrite_needed);
+    CHECK_INT_EQ(rec.bytes_skipped, off[9] - off[8]);
+    CHECK_INT_EQ(rec.bytes_dropped, 0);
+    compact_and_check_clean(10, damaged);
+    teardown();
 }
 
-static void test_flipped_byte_in_length(void)
+static void test_corrupt_several_regions(void)
 {
-    check_flip(4); /* low byte of payload_len: the length no longer matches the CRC */
+    setup();
+    const int n = 30;
+    uint64_t off[NMAX];
+    long long full = write_n_offsets(n, off);
+    flip_byte_mask((long long)off[3] + 15, 0x40);
+    flip_byte_mask((long long)off[4] + 6, 0x40); /* next to it: one region of two */
+    flip_byte_mask((long long)off[10] + 9, 0x40);
+    static const uint8_t zeros[64];
+    overwrite((long long)off[15] + 2, zeros, off[17] - off[15] - 3); /* a zeroed "page" */
+    flip_byte_mask((long long)off[20] + 1, 0x40);
+    flip_byte_mask((long long)off[29] + 16, 0x40); /* and the last record */
+    size_t olen;
+    uint8_t *orig = slurp(logpath, &olen);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    bool damaged[30] = {[3] = true, [4] = true, [10] = true, [15] = true, [16] = true,
+                        [20] = true, [29] = true};
+    check_all_but(seen, n, damaged);
+    CHECK(rec.corrupt);
+    CHECK(rec.rewrite_needed);
+    CHECK_INT_EQ(rec.bytes_skipped, (off[5] - off[3]) + (off[11] - off[10]) +
+                                        (off[17] - off[15]) + (off[21] - off[20]));
+    CHECK_INT_EQ(rec.bytes_dropped, full - (long long)off[29]);
+    CHECK_INT_EQ(file_size(logpath), off[29]);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), 1); /* one copy per open */
+    check_copy_equals(0, orig, olen);
+    compact_and_check_clean(n, damaged);
+    free(orig);
+    teardown();
+}
+
+/* If the copy cannot be made, nothing is changed and open fails. */
+static void test_corrupt_copy_failure_changes_nothing(void)
+{
+    setup();
+    uint64_t off[NMAX];
+    long long full = write_n_offsets(60, off);
+    flip_byte_mask((long long)off[59] + 15, 0x40); /* would be truncated */
+    size_t olen;
+    uint8_t *orig = slurp(logpath, &olen);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    CHECK_INT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)full / 2;
+    CHECK_INT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int err = 0;
+    cx_store_log_recovery_t rec;
+    cx_store_log_t *s = cx_store_log_open(logpath, NULL, NULL, NULL, &rec, &err);
+    CHECK(s == NULL);
+    CHECK_INT_EQ(err, -EFBIG);
+    CHECK_INT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+    size_t nlen;
+    uint8_t *now = slurp(logpath, &nlen);
+    CHECK_INT_EQ(nlen, olen);
+    CHECK(memcmp(now, orig, olen) == 0);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.corrupt-"), 0); /* no partial copy */
+    free(now);
+    free(orig);
+    teardown();
 }
 
 /* A caller-side model for compaction: the last value per key, with deletions. */
@@ -1037,8 +1304,16 @@ CX_TEST_MAIN(
     CX_TEST(group_commit_always),
     CX_TEST(group_commit_batch_timer),
     CX_TEST(torn_tail_every_offset),
-    CX_TEST(flipped_byte_in_value),
-    CX_TEST(flipped_byte_in_length),
+    CX_TEST(corrupt_mid_value),
+    CX_TEST(corrupt_mid_crc),
+    CX_TEST(corrupt_mid_length_low),
+    CX_TEST(corrupt_mid_length_high),
+    CX_TEST(corrupt_mid_key_len),
+    CX_TEST(corrupt_first_record),
+    CX_TEST(corrupt_last_record),
+    CX_TEST(corrupt_before_last),
+    CX_TEST(corrupt_several_regions),
+    CX_TEST(corrupt_copy_failure_changes_nothing),
     CX_TEST(compaction_keeps_live_set),
     CX_TEST(compaction_with_concurrent_appends),
     CX_TEST(compaction_failure_keeps_old_log),
