@@ -50,6 +50,7 @@ struct cx_store_log {
     uint64_t notified_seq;     /* last durable_seq passed to opts.on_commit */
     uint64_t flush_upto;       /* commit_wait asked for everything up to here */
     uint64_t end_off;          /* committed size of the file */
+    uint64_t base_size;        /* end_off after open or after the last compaction */
     uint64_t batches, compactions;
     int failed;                /* 0 or the error that failed the store */
     bool writing, stop, compacting;
@@ -639,7 +640,7 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
     }
     rec->bytes_kept = off;
     rec->bytes_dropped = size - off;
-    s->end_off = off;
+    s->end_off = s->base_size = off;
 out:
     munmap((void *)map, (size_t)size);
     return rc;
@@ -827,6 +828,7 @@ void cx_store_log_stats(cx_store_log_t *s, cx_store_log_stats_t *out)
         .durable_seq = s->durable_seq,
         .batches = s->batches,
         .file_size = s->end_off,
+        .base_size = s->base_size,
         .compactions = s->compactions,
     };
     pthread_mutex_unlock(&s->mu);
@@ -934,7 +936,7 @@ int cx_store_log_compact(cx_store_log_t *s, cx_store_log_live_cb live, void *ud)
     pthread_mutex_lock(&s->mu);
     close(s->fd);
     s->fd = c.fd;
-    s->end_off = c.off;
+    s->end_off = s->base_size = c.off;
     /* Everything appended so far is represented by the live set, and durable once the
      * rename is. */
     s->taken_seq = s->appended_seq;

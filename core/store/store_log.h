@@ -154,6 +154,10 @@ typedef struct cx_store_log_stats {
     uint64_t batches;      /* commits (one write + one fdatasync each) */
     uint64_t file_size;    /* committed bytes in the file */
     uint64_t compactions;
+    /* file_size right after open (after recovery) or after the last compaction: what the
+     * live set cost then. Compare with file_size to decide when to compact (e.g. when
+     * file_size > 2 * base_size). */
+    uint64_t base_size;
 } cx_store_log_stats_t;
 
 void cx_store_log_stats(cx_store_log_t *s, cx_store_log_stats_t *out);

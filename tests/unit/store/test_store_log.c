@@ -1287,6 +1287,42 @@ static void test_on_commit_batch(void)
     teardown();
 }
 
+static void test_stats_base_size(void)
+{
+    setup();
+    write_n(20);
+    long long after_write = file_size(logpath);
+    cx_store_log_t *s = open_ok(NULL);
+    cx_store_log_stats_t st;
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.base_size, after_write);
+    CHECK_INT_EQ(st.file_size, after_write);
+    CHECK_INT_EQ(append_kv(s, 1, "more", "bytes", NULL), CX_OK);
+    CHECK_INT_EQ(cx_store_log_sync(s), CX_OK);
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.base_size, after_write); /* appends grow file_size only */
+    CHECK(st.file_size > st.base_size);
+    static model_t m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    m.ver[0] = m.ver[1] = 1;
+    CHECK_INT_EQ(cx_store_log_compact(s, emit_live, &m), CX_OK);
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.base_size, file_size(logpath));
+    CHECK_INT_EQ(st.base_size, st.file_size);
+    CHECK(st.base_size < (uint64_t)after_write);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+
+    /* After recovery it is the size once the torn tail is cut. */
+    int fd = open(logpath, O_WRONLY | O_APPEND);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "\x01\x02\x03", 3) == 3);
+    close(fd);
+    s = open_ok(NULL);
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.base_size, file_size(logpath));
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+    teardown();
+}
+
 static void test_open_failure(void)
 {
     int err = 0;
@@ -1328,4 +1364,5 @@ CX_TEST_MAIN(
     CX_TEST(newer_version_refused),
     CX_TEST(on_commit_always),
     CX_TEST(on_commit_batch),
+    CX_TEST(stats_base_size),
 )
