@@ -245,6 +245,14 @@ static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
     return CX_OK;
 }
 
+/* Every data sync of the log and of its compaction file goes through here, so that a test
+ * can make it fail (opts.fdatasync_fn). Returns CX_OK or -errno. */
+static int sync_data(const cx_store_log_t *s, int fd)
+{
+    int (*fn)(int) = s->opts.fdatasync_fn ? s->opts.fdatasync_fn : fdatasync;
+    return fn(fd) == 0 ? CX_OK : -errno;
+}
+
 /* A rename or a new file is durable only once its directory is synced. */
 static int fsync_dir(const char *dir)
 {
@@ -360,8 +368,8 @@ static void *writer_main(void *arg)
         size_t n = cx_buf_used(&s->spare);
         const char *what = "write";
         int rc = pwrite_all(fd, cx_buf_head(&s->spare), n, off);
-        if (rc == CX_OK && fdatasync(fd) != 0) {
-            rc = -errno;
+        if (rc == CX_OK) {
+            rc = sync_data(s, fd);
             what = "fdatasync";
         }
         if (rc != CX_OK) {
@@ -369,7 +377,7 @@ static void *writer_main(void *arg)
              * failed fdatasync the written pages may be marked clean without being on disk,
              * so nothing since the last good sync is trusted. */
             if (ftruncate(fd, (off_t)off) == 0)
-                (void)fdatasync(fd);
+                (void)sync_data(s, fd);
         }
 
         pthread_mutex_lock(&s->mu);
@@ -466,8 +474,8 @@ static int check_header(cx_store_log_t *s, cx_store_log_recovery_t *rec)
             return CX_EFORMAT;
         }
         rc = pwrite_all(s->fd, want, FILE_HDR_LEN, 0);
-        if (rc == CX_OK && fdatasync(s->fd) != 0)
-            rc = -errno;
+        if (rc == CX_OK)
+            rc = sync_data(s, s->fd);
         if (rc == CX_OK && n > 0)
             cx_log(CX_LOG_NOTICE, "store: %s: completed a header cut short at %zu bytes "
                    "(a crash while the file was created)", s->path, n);
@@ -627,10 +635,9 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
             saved = true;
         }
         rec->corrupt |= corrupt;
-        if (ftruncate(s->fd, (off_t)off) != 0 || fsync(s->fd) != 0) {
-            rc = -errno;
+        rc = ftruncate(s->fd, (off_t)off) == 0 ? sync_data(s, s->fd) : -errno;
+        if (rc != CX_OK)
             goto out;
-        }
     }
     if (regions) {
         rec->rewrite_needed = true;
@@ -908,9 +915,10 @@ int cx_store_log_compact(cx_store_log_t *s, cx_store_log_live_cb live, void *ud)
         else
             what = "live-set callback";
     }
-    if (rc == CX_OK && fdatasync(c.fd) != 0) {
-        rc = -errno;
-        what = "fdatasync";
+    if (rc == CX_OK) {
+        rc = sync_data(s, c.fd);
+        if (rc != CX_OK)
+            what = "fdatasync";
     }
     if (rc == CX_OK && rename(s->tmp_path, s->path) != 0) {
         rc = -errno;

@@ -63,6 +63,13 @@ typedef struct cx_store_log_opts {
      * called when a commit fails: check cx_store_log_status(). NULL = none. */
     void (*on_commit)(void *ud, uint64_t durable_seq);
     void *on_commit_ud;
+
+    /* Fault injection for tests: replaces fdatasync(2) for every data sync of the log and
+     * of its compaction file (commits, the header of a new file, the cut after recovery,
+     * the compacted file; not directory syncs). Same contract: 0, or -1 with errno set
+     * (e.g. EIO). Called from the writer, the opening and the compacting threads. NULL =
+     * fdatasync. */
+    int (*fdatasync_fn)(int fd);
 } cx_store_log_opts_t;
 
 /* One record as replayed. Key and value point into the mapped file and are borrowed for

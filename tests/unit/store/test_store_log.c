@@ -1323,6 +1323,122 @@ static void test_stats_base_size(void)
     teardown();
 }
 
+/* --- failed fdatasync (opts.fdatasync_fn) ------------------------------------------ */
+
+static volatile int sync_fails; /* set by the test thread, read by the writer */
+static int sync_calls;
+
+static int fake_fdatasync(int fd)
+{
+    __atomic_add_fetch(&sync_calls, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&sync_fails, __ATOMIC_SEQ_CST)) {
+        errno = EIO;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static void set_sync_fails(int on)
+{
+    __atomic_store_n(&sync_fails, on, __ATOMIC_SEQ_CST);
+}
+
+/* Appends k0..k4, durable, then one record whose sync fails with EIO. */
+static cx_store_log_t *open_and_fail_sync(const cx_store_log_opts_t *o, uint64_t *durable_size)
+{
+    set_sync_fails(0);
+    cx_store_log_t *s = open_ok(o);
+    char k[32], v[64];
+    uint64_t seq = 0;
+    for (int i = 0; i < 5; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(v, sizeof v, "value-%d", i);
+        CHECK_INT_EQ(append_kv(s, 1, k, v, &seq), CX_OK);
+    }
+    CHECK_INT_EQ(cx_store_log_commit_wait(s, seq), CX_OK);
+    cx_store_log_stats_t st;
+    cx_store_log_stats(s, &st);
+    *durable_size = st.file_size;
+
+    set_sync_fails(1);
+    CHECK_INT_EQ(append_kv(s, 1, "lost", "never durable", &seq), CX_OK);
+    CHECK_INT_EQ(cx_store_log_commit_wait(s, seq), -EIO);
+    CHECK_INT_EQ(cx_store_log_status(s), -EIO);
+    CHECK_INT_EQ(append_kv(s, 1, "refused", "x", NULL), -EIO);
+    CHECK_INT_EQ(cx_store_log_commit_wait(s, 5), CX_OK); /* that was durable */
+    cx_store_log_stats(s, &st);
+    CHECK_INT_EQ(st.durable_seq, 5);
+    CHECK_INT_EQ(st.file_size, *durable_size);
+    CHECK_INT_EQ(file_size(logpath), *durable_size); /* the unsynced write was cut */
+    return s;
+}
+
+static void test_sync_failure_keeps_durable_records(void)
+{
+    setup();
+    cx_store_log_opts_t o = {.fdatasync_fn = fake_fdatasync};
+    uint64_t durable_size;
+    cx_store_log_t *s = open_and_fail_sync(&o, &durable_size);
+    CHECK(__atomic_load_n(&sync_calls, __ATOMIC_SEQ_CST) > 0); /* the hook was used */
+    CHECK_INT_EQ(cx_store_log_close(s), -EIO);
+    set_sync_fails(0);
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    bool damaged[5] = {false};
+    check_all_but(seen, 5, damaged);
+    CHECK(!rec.corrupt);
+    CHECK_INT_EQ(rec.bytes_dropped, 0);
+    CHECK_INT_EQ(rec.bytes_kept, durable_size);
+    teardown();
+}
+
+static void test_sync_failure_cleared_by_compaction(void)
+{
+    setup();
+    alarm(20);
+    static commits_t c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    cx_store_log_opts_t o = {.fdatasync_fn = fake_fdatasync, .on_commit = on_commit,
+                             .on_commit_ud = &c};
+    uint64_t durable_size;
+    cx_store_log_t *s = open_and_fail_sync(&o, &durable_size);
+
+    /* The caller's state holds k0..k4 and "lost" (memory is updated before the append). */
+    static seen_t live;
+    memset(&live, 0, sizeof live);
+    for (int i = 0; i < 6; i++) {
+        snprintf(live.key[i], sizeof live.key[i], i < 5 ? "k%d" : "k5", i);
+        live.type[i] = 1;
+    }
+    live.n = 6;
+
+    /* While syncs still fail, the compaction fails too and the old log stays. */
+    CHECK(cx_store_log_compact(s, emit_seen, &live) == -EIO);
+    CHECK_INT_EQ(cx_store_log_status(s), -EIO);
+    CHECK_INT_EQ(file_size(logpath), durable_size);
+    CHECK_INT_EQ(count_files_with_prefix("culex.log.compact"), 0);
+
+    set_sync_fails(0);
+    CHECK_INT_EQ(cx_store_log_compact(s, emit_seen, &live), CX_OK);
+    CHECK_INT_EQ(cx_store_log_status(s), CX_OK);
+    /* The rewrite made the failed record durable: on_commit hears of it. */
+    pthread_mutex_lock(&c.mu);
+    while (c.last < 6)
+        pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    CHECK(!c.bad_order);
+    uint64_t seq;
+    CHECK_INT_EQ(append_kv(s, 1, "k6", "value-6", &seq), CX_OK);
+    CHECK_INT_EQ(cx_store_log_commit_wait(s, seq), CX_OK);
+    CHECK_INT_EQ(cx_store_log_close(s), CX_OK);
+
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    bool damaged[7] = {false};
+    check_all_but(seen, 7, damaged);
+    CHECK(!rec.corrupt);
+    teardown();
+}
+
 static void test_open_failure(void)
 {
     int err = 0;
@@ -1365,4 +1481,6 @@ CX_TEST_MAIN(
     CX_TEST(on_commit_always),
     CX_TEST(on_commit_batch),
     CX_TEST(stats_base_size),
+    CX_TEST(sync_failure_keeps_durable_records),
+    CX_TEST(sync_failure_cleared_by_compaction),
 )
