@@ -1,5 +1,7 @@
-/* store_log.c: the append-only log engine: record encoding, replay and tail repair at
- * open, the writer thread with group commit, the failed state, and compaction.
+/* store_log.c: the append-only log engine: CRC32C (SSE4.2 or table), record encoding, the
+ * file header and the refusal of foreign files, replay at open (torn tails cut, damaged
+ * regions copied aside and stepped over), the writer thread with group commit and the
+ * commit notification, the failed state, and compaction.
  *
  * Locking: one mutex guards all shared fields. The writer takes the pending batch under it
  * (a buffer swap), then writes and syncs with the mutex released, so appends keep filling
@@ -593,9 +595,11 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
                     .val = {h + HDR_LEN + klen, plen - klen},
                     .off = off,
                 };
-                rc = cb(ud, &r);
-                if (rc < 0)
+                int crc = cb(ud, &r);
+                if (crc < 0) { /* only a negative return aborts */
+                    rc = crc;
                     goto out;
+                }
             }
             rec->records++;
             off += len;

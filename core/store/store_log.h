@@ -116,9 +116,10 @@ typedef struct cx_store_log_recovery {
 
 /* Opens (creating if needed) the log at `path`, replays it through `cb` (may be NULL),
  * repairs a damaged tail, steps over damaged regions (see cx_store_log_recovery_t) and
- * starts the writer thread. `opts` may be NULL for defaults
- * (ALWAYS). `rec` may be NULL. Returns NULL and sets *err (-errno or a cx_err) on failure;
- * the reason is also logged. Call before other threads use the store.
+ * starts the writer thread. `opts` may be NULL for defaults (ALWAYS). `rec` may be NULL.
+ * Returns NULL and sets *err (-errno or a cx_err) on failure; the reason is also logged.
+ * Call before other threads use the store. When rec->rewrite_needed comes back true,
+ * compact before serving clients.
  *
  * A missing or empty file gets the file header, synced. A file that does not start with
  * the header (another program's file, a Mosquitto database, a damaged header, a newer
@@ -180,10 +181,12 @@ int cx_store_log_compact_put(cx_store_log_compactor_t *c, uint8_t type, const vo
                              size_t klen, const void *val, size_t vlen);
 
 /* Rewrites the log as exactly the records `live` supplies: commits what is pending, blocks
- * appends, writes "<path>.compact" (file header, then the live records), fdatasyncs it, renames it over the log, fsyncs the
- * directory, then lets appends continue into the new file. On failure the temporary file
- * is removed and the old log is untouched. One compaction at a time (others wait).
- * Returns CX_OK, the callback's error or an I/O error. */
+ * appends, writes "<path>.compact" (file header, then the live records), fdatasyncs it,
+ * renames it over the log, fsyncs the directory, then lets appends continue into the new
+ * file. On failure the temporary file is removed and the old log is untouched. One
+ * compaction at a time (others wait). Success clears the failed state and removes the
+ * damaged regions open stepped over (recovery.rewrite_needed). Returns CX_OK, the
+ * callback's error or an I/O error. */
 int cx_store_log_compact(cx_store_log_t *s, cx_store_log_live_cb live, void *ud);
 
 /* CRC32C (Castagnoli) of `n` bytes, continuing from `crc` (start with 0). Uses the SSE4.2

@@ -137,9 +137,13 @@ static uint32_t sum(const void *p, size_t n)
     return cx_store_crc32c(0, p, n);
 }
 
+static int collect_ret = CX_OK; /* what collect returns: a positive value must not abort */
+
 static int collect(void *ud, const cx_store_log_rec_t *r)
 {
     seen_t *s = ud;
+    if (!s)
+        return collect_ret;
     CHECK(s->n < MAXREC);
     CHECK(r->key.len < 32);
     s->type[s->n] = r->type;
@@ -149,7 +153,7 @@ static int collect(void *ud, const cx_store_log_rec_t *r)
     s->vsum[s->n] = sum(r->val.p, r->val.len);
     s->off[s->n] = r->off;
     s->n++;
-    return CX_OK;
+    return collect_ret;
 }
 
 static seen_t *reopen(cx_store_log_recovery_t *rec)
@@ -318,6 +322,26 @@ static void test_roundtrip(void)
     seen = reopen(&rec);
     CHECK_INT_EQ(seen->n, 103);
     CHECK_STR_EQ(seen->key[102], "after");
+    teardown();
+}
+
+static void test_replay_callback_return(void)
+{
+    setup();
+    write_n(3);
+    collect_ret = 1; /* positive: carry on */
+    cx_store_log_recovery_t rec;
+    seen_t *seen = reopen(&rec);
+    CHECK_INT_EQ(seen->n, 3);
+    collect_ret = CX_ENOMEM; /* negative: abort, file untouched */
+    long long before = file_size(logpath);
+    int err = 0;
+    static seen_t s2;
+    CHECK(cx_store_log_open(logpath, NULL, collect, &s2, &rec, &err) == NULL);
+    CHECK_INT_EQ(err, CX_ENOMEM);
+    CHECK_INT_EQ(s2.n, 1);
+    CHECK_INT_EQ(file_size(logpath), before);
+    collect_ret = CX_OK;
     teardown();
 }
 
@@ -1452,6 +1476,7 @@ CX_TEST_MAIN(
     CX_TEST(crc32c_vector),
     CX_TEST(crc32c_hw_matches_sw),
     CX_TEST(roundtrip),
+    CX_TEST(replay_callback_return),
     CX_TEST(record_too_big),
     CX_TEST(group_commit_always),
     CX_TEST(group_commit_batch_timer),
