@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/persist.h"
 #include "config/config.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -323,9 +324,14 @@ int main(int argc, char **argv)
         return start_failed(b, cfg, err);
 
     for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        /* Woken once a second without a signal for the store's housekeeping (autosave,
+         * compaction, retry after a failure), which needs the workers parked. */
+        struct timespec second = {1, 0};
+        int sig = sigtimedwait(&sigs, NULL, &second);
+        if (sig < 0) {
+            cx_persist_maintain(b);
             continue;
+        }
         if (sig == SIGINT || sig == SIGTERM)
             break;
         if (sig == SIGHUP)
@@ -333,7 +339,7 @@ int main(int argc, char **argv)
         else if (sig == SIGUSR2)
             cx_broker_dump_subscriptions(b);
         else if (sig == SIGUSR1)
-            cx_log(CX_LOG_NOTICE, "SIGUSR1: persistence is not supported yet; nothing saved.");
+            cx_persist_save(b);
         else if (sig == SIGRTMIN)
             cx_log_reopen();
     }

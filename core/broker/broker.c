@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/persist.h"
 #include "broker/registry.h"
 #include "broker/session.h"
 #include "broker/sys.h"
@@ -225,6 +226,10 @@ int cx_broker_start(cx_broker_t *b, char *err, size_t errlen)
     int rc = load_plugins(b, err, errlen);
     if (rc)
         return rc;
+    /* Restored sessions and retained messages must be in place before any client comes. */
+    rc = cx_persist_open(b, err, errlen);
+    if (rc)
+        return rc;
     cx_sys_init(b);
     /* Watchers are registered from this thread before the workers run, so the per-worker
      * watcher arrays are built without racing. */
@@ -254,6 +259,7 @@ int cx_broker_start(cx_broker_t *b, char *err, size_t errlen)
 
 void cx_broker_stop(cx_broker_t *b)
 {
+    cx_persist_freeze(b);
     atomic_store(&b->shutting_down, true);
     for (size_t i = 0; i < b->nworkers; i++) {
         if (!b->workers[i].thread)
@@ -275,6 +281,8 @@ void cx_broker_stop(cx_broker_t *b)
     /* Deliveries posted while the others were stopping: dropped cleanly. */
     for (size_t i = 0; i < b->nworkers; i++)
         cx_loop_drain(b->workers[i].loop);
+    /* Every worker has stopped: the final snapshot sees the state as it is left. */
+    cx_persist_close(b);
 }
 
 void cx_broker_free(cx_broker_t *b)
@@ -309,7 +317,7 @@ void cx_broker_free(cx_broker_t *b)
     cx_free(b);
 }
 
-int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
+int cx_broker_parked(cx_broker_t *b, int (*fn)(cx_broker_t *b, void *ud), void *ud)
 {
     cx_pause_t pz = {.arrived = 0, .left = 0, .go = false};
     pthread_mutex_init(&pz.lock, NULL);
@@ -330,9 +338,9 @@ int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
     while (pz.arrived < posted)
         pthread_cond_wait(&pz.cond, &pz.lock);
     /* Every worker that could be told is parked. If one could not be told (out of memory),
-     * changing the config under it would be unsafe: the reload is refused instead. */
+     * touching the state under it would be unsafe: fn is not run. */
     if (posted == b->nworkers)
-        rc = cx_config_apply_reload(b->cfg, fresh);
+        rc = fn(b, ud);
     pz.go = true;
     pthread_cond_broadcast(&pz.cond);
     while (pz.left > 0)
@@ -340,6 +348,17 @@ int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
     pthread_mutex_unlock(&pz.lock);
     pthread_cond_destroy(&pz.cond);
     pthread_mutex_destroy(&pz.lock);
+    return rc;
+}
+
+static int apply_reload(cx_broker_t *b, void *fresh)
+{
+    return cx_config_apply_reload(b->cfg, fresh);
+}
+
+int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
+{
+    int rc = cx_broker_parked(b, apply_reload, (void *)fresh);
     /* Plugins re-read their own files (password, ACL) with the workers running: they swap
      * their data atomically, and a slow file never stalls clients. Their options follow the
      * new file when it declares the same instances (cx_config_apply_reload). */

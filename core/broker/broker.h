@@ -76,6 +76,8 @@ typedef struct cx_target {
     uint32_t share_hash;   /* 0 = not through a shared subscription */
     uint32_t sub_id;       /* the identifier when nsub == 1 */
     uint32_t *sub_ids;     /* allocated when nsub > 1 */
+    uint64_t store_gen;    /* recorded by routing for this session generation (persist.c) */
+    uint64_t store_order;  /* its place in the session's queue, when recorded */
 } cx_target_t;
 
 /* Per-worker slot in each session, used while routing one message to merge overlapping
@@ -105,6 +107,12 @@ struct cx_worker {
     uint64_t seconds;          /* whole seconds of ticks, for once-a-second work */
     struct cx_handover *handovers; /* connections leaving at the end of this turn */
     size_t nhandovers, handovers_cap;
+    /* persistence (persist.c) */
+    uint64_t persist_seq;      /* last store sequence number this worker appended */
+    struct cx_held_ack *held;  /* `always`: acknowledgements waiting for durability, FIFO */
+    size_t held_head, held_len, held_cap;
+    atomic_uint_fast64_t held_wait; /* sequence number the oldest held ack waits for, 0 = none */
+    atomic_bool durable_posted;     /* a CX_POST_DURABLE is on its way to this worker */
 };
 
 struct cx_broker {
@@ -123,6 +131,7 @@ struct cx_broker {
     char version[64];
     struct cx_sys *sys;         /* $SYS state, used by worker 0 only */
     cx_phost_t *plugins;        /* loaded plugins and their chains (NULL: none) */
+    struct cx_persist *persist; /* NULL: nothing is persisted */
 };
 
 /* The MQTT session: outlives connections. Owned by exactly one worker. */
@@ -137,6 +146,9 @@ struct cx_session {
     cx_list_t worker_link;
     cx_route_mark_t *marks;  /* one per worker */
     uint8_t version;         /* protocol level of the last connection */
+    /* persistence generation (persist.h); 0 = not persisted. Written by the owner, read by
+     * routing workers. */
+    atomic_uint_fast64_t store_gen;
     uint32_t expiry_interval;  /* seconds; UINT32_MAX = never */
     int64_t disconnected_at_ms; /* monotonic, while offline */
 
@@ -179,6 +191,9 @@ void cx_broker_free(cx_broker_t *b);
  * fresh. Returns CX_OK or CX_ENOMEM (the live config is then unchanged or partly updated
  * but consistent). Main thread only. */
 int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh);
+/* Runs fn on the calling (main) thread while every worker is parked, and returns its
+ * result (CX_ENOMEM without running it if a worker could not be told). */
+int cx_broker_parked(cx_broker_t *b, int (*fn)(cx_broker_t *b, void *ud), void *ud);
 /* Logs the subscription tree (SIGUSR2). */
 void cx_broker_dump_subscriptions(cx_broker_t *b);
 void cx_limits_from_config(cx_limits_t *l, const cx_config_t *cfg);

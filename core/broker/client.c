@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "broker/persist.h"
 #include "broker/authz.h"
 #include "broker/client_int.h"
 #include "broker/registry.h"
@@ -381,6 +382,8 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
 
 static void client_free(cx_client_t *cl)
 {
+    if (cl->nheld)
+        cx_persist_forget_client(cl);
     if (cx_list_linked(&cl->worker_link))
         cx_list_remove(&cl->worker_link);
     if (cl->alias_in) {

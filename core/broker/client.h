@@ -48,6 +48,7 @@ struct cx_client {
     bool reauthenticating;      /* an AUTH 0x19 exchange is under way */
     const uint8_t *cur_pkt;     /* the packet being handled, and its length */
     size_t cur_len;
+    uint32_t nheld;             /* acknowledgements held for durability (persist.c) */
 };
 
 /* Net callbacks: the cx_conn_ops_t for MQTT connections. */

@@ -10,6 +10,7 @@
 #include "broker/client_int.h"
 #include "broker/registry.h"
 #include "broker/router.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "broker/worker.h"
 #include "util/alloc.h"
@@ -70,6 +71,8 @@ void cx_client_detach_session(cx_client_t *cl)
     }
     if (s->expiry_interval == 0)
         cx_session_end(s);
+    else
+        cx_persist_session(s); /* when it went offline, and its expiry as it now is */
     cl->session = NULL;
     cx_session_unref(s);
     atomic_fetch_sub_explicit(&w->ctr.clients_connected, 1, memory_order_relaxed);
@@ -433,6 +436,7 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     }
     if (c->has_username)
         cl->username = cx_strndup((const char *)c->username.p, c->username.len);
+    cx_persist_session(s);
 
     cl->keepalive = keepalive;
     cl->recv_max_out = 65535;

@@ -38,6 +38,7 @@ cx_msg_t *cx_msg_new(cx_str_t topic, cx_str_t payload, const cx_mqtt_props_t *pr
         return NULL;
     memset(m, 0, sizeof *m);
     atomic_init(&m->refs, 1);
+    atomic_init(&m->store_id, 0);
     m->qos = qos;
     m->retain = retain;
     m->origin = origin;

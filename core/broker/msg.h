@@ -2,7 +2,7 @@
  *
  * A message is one allocation holding its topic, payload and the PUBLISH properties that
  * pass through the broker unchanged. Any worker may hold a reference; the last unref frees
- * it. Fields are never written after cx_msg_new() returns. */
+ * it. Fields are never written after cx_msg_new() returns, except store_id. */
 #ifndef CX_BROKER_MSG_H
 #define CX_BROKER_MSG_H
 
@@ -31,6 +31,9 @@ typedef struct cx_msg {
     cx_mqtt_user_prop_t *user_props;
     size_t user_prop_count;
     size_t size;              /* bytes held, for memory limits and $SYS */
+    /* The message's id in the store once recorded (persist.c), 0 before. The one field
+     * written after cx_msg_new(): set once, by compare-and-swap. */
+    atomic_uint_fast64_t store_id;
 } cx_msg_t;
 
 /* Copies topic, payload and the pass-through properties of props (may be NULL) into a new

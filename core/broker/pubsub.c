@@ -7,6 +7,7 @@
 #include "broker/client.h"
 #include "broker/client_int.h"
 #include "broker/router.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "util/alloc.h"
 #include "util/log.h"
@@ -62,13 +63,13 @@ static void drop_publish(cx_client_t *cl, const cx_mqtt_publish_t *p, uint8_t rc
     uint8_t rc = v5 ? rc_v5 : CX_RC_SUCCESS;
     atomic_fetch_add_explicit(&w->ctr.msgs_dropped, 1, memory_order_relaxed);
     if (p->qos == 1) {
-        cx_client_send_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
+        cx_persist_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
     } else if (p->qos == 2) {
         if (rc < 0x80 && cx_session_qos2_in_add(cl->session, p->packet_id) < 0) {
             cx_client_fail_oom(cl);
             return;
         }
-        cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
+        cx_persist_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
     }
 }
 
@@ -85,6 +86,16 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     }
     if (p->retain && !w->limits.retain_available) {
         cx_client_disconnect(cl, CX_RC_RETAIN_NOT_SUPPORTED, "retain not available");
+        return;
+    }
+    if (p->qos > 0 && !cx_persist_accepting(w)) {
+        /* persistence_sync always, and the store cannot write: acknowledging would promise
+         * what cannot be kept. MQTT 5 can refuse the message; 3.x can only disconnect. */
+        if (v5)
+            cx_client_send_ack(cl, p->qos == 1 ? CX_MQTT_PUBACK : CX_MQTT_PUBREC, p->packet_id,
+                               CX_RC_UNSPECIFIED);
+        else
+            cx_client_disconnect(cl, CX_RC_UNSPECIFIED, "persistence is failing");
         return;
     }
 
@@ -135,7 +146,7 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     if (p->qos == 2 && cx_session_qos2_in_has(s, p->packet_id)) {
         /* Already received, not yet released: acknowledge again, deliver once
          * [MQTT-4.3.3-10]. */
-        cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, CX_RC_SUCCESS);
+        cx_persist_ack(cl, CX_MQTT_PUBREC, p->packet_id, CX_RC_SUCCESS);
         return;
     }
 
@@ -261,9 +272,9 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
     }
     uint8_t rc = v5 && matched == 0 ? CX_RC_NO_MATCHING_SUBSCRIBERS : CX_RC_SUCCESS;
     if (p->qos == 1)
-        cx_client_send_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
+        cx_persist_ack(cl, CX_MQTT_PUBACK, p->packet_id, rc);
     else if (p->qos == 2)
-        cx_client_send_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
+        cx_persist_ack(cl, CX_MQTT_PUBREC, p->packet_id, rc);
 out:
     release_plugin_output(new_topic, new_payload, new_props, new_nprops);
 }
@@ -273,8 +284,8 @@ void cx_client_on_ack(cx_client_t *cl, cx_mqtt_type type, const cx_mqtt_ack_t *a
     cx_session_t *s = cl->session;
     if (type == CX_MQTT_PUBREL) {
         bool known = cx_session_qos2_in_release(s, a->packet_id);
-        cx_client_send_ack(cl, CX_MQTT_PUBCOMP, a->packet_id,
-                           known ? CX_RC_SUCCESS : CX_RC_PACKET_ID_NOT_FOUND);
+        cx_persist_ack(cl, CX_MQTT_PUBCOMP, a->packet_id,
+                       known ? CX_RC_SUCCESS : CX_RC_PACKET_ID_NOT_FOUND);
         return;
     }
     if (!cx_session_ack(s, type, a->packet_id, a->rc) && type == CX_MQTT_PUBREC)
@@ -295,7 +306,8 @@ static void retained_cb(void *ud, cx_str_t topic, void *value)
     cx_msg_t *m = value;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
     /* Retained messages sent because of a subscription keep retain = 1 [MQTT-3.3.1-8]. */
-    cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL, rc->sub_id ? 1 : 0);
+    cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL,
+                       rc->sub_id ? 1 : 0, 0, 0);
 }
 
 /* Asks the ACL chain whether the client may (un)subscribe `filter` (as the client wrote

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "broker/persist.h"
+#include "broker/persist_int.h"
 #include "broker/session.h"
 #include "broker/worker.h"
 #include "util/alloc.h"
@@ -98,6 +100,8 @@ static void match_cb(void *ud, void *owner, const cx_sub_opts_t *opts, cx_str_t 
     t->nsub = 0;
     t->sub_id = 0;
     t->sub_ids = NULL;
+    t->store_gen = 0;
+    t->store_order = 0;
     add_sub_id(t, opts->sub_id);
     if (!share) {
         mark->seq = w->route_seq;
@@ -131,6 +135,11 @@ static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
     memset(counts, 0, nw * sizeof *counts);
     for (size_t i = 0; i < n; i++)
         counts[w->targets[i].session->worker->index]++;
+    /* Record QoS 1/2 deliveries to persistent sessions here, before anything is handed on,
+     * so that the publisher's acknowledgement can wait for exactly these records. */
+    if (cx_persist_on(w))
+        for (size_t i = 0; i < n; i++)
+            cx_persist_route(w, msg, &w->targets[i]);
 
     /* Other workers: one batch each, carrying one message reference. */
     for (size_t wi = 0; wi < nw; wi++) {
@@ -165,7 +174,7 @@ static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
         if (!t->session || t->session->worker != w)
             continue;
         cx_session_deliver(t->session, msg, t->qos, t->retain, t->share_hash, target_ids(t),
-                           t->nsub);
+                           t->nsub, t->store_gen, t->store_order);
         cx_free(t->sub_ids);
         cx_session_unref(t->session);
     }
@@ -209,7 +218,7 @@ void cx_route_deliver_post(cx_worker_t *w, cx_post_deliver_t *p)
     for (size_t i = 0; i < p->count; i++) {
         cx_target_t *t = &p->items[i];
         cx_session_deliver(t->session, p->msg, t->qos, t->retain, t->share_hash,
-                           target_ids(t), t->nsub);
+                           target_ids(t), t->nsub, t->store_gen, t->store_order);
         cx_free(t->sub_ids);
         cx_session_unref(t->session);
     }
@@ -220,10 +229,12 @@ void cx_route_deliver_post(cx_worker_t *w, cx_post_deliver_t *p)
 void cx_route_retain(cx_worker_t *w, cx_msg_t *msg)
 {
     cx_retain_t *r = w->broker->retained;
-    if (msg->payload.len == 0)
-        cx_retain_set(r, msg->topic, NULL); /* [MQTT-3.3.1-6] */
-    else
-        cx_retain_set(r, msg->topic, msg);
+    bool clear = msg->payload.len == 0; /* [MQTT-3.3.1-6] */
+    cx_persist_retain_lock(w->broker, true);
+    int rc = cx_retain_set(r, msg->topic, clear ? NULL : msg);
+    if (rc >= 0)
+        cx_persist_retain(w, msg->topic, clear ? NULL : msg);
+    cx_persist_retain_lock(w->broker, false);
 }
 
 typedef struct sweep_ctx {

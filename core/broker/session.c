@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "broker/client.h"
+#include "broker/persist.h"
+#include "broker/persist_int.h"
 #include "broker/registry.h"
 #include "broker/router.h"
 #include "util/alloc.h"
@@ -35,6 +37,7 @@ cx_session_t *cx_session_new(cx_worker_t *w, cx_str_t client_id)
     }
     atomic_init(&s->refs, 1);
     atomic_init(&s->online, false);
+    atomic_init(&s->store_gen, 0);
     s->worker = w;
     cx_list_init(&s->inflight);
     cx_list_init(&s->queue);
@@ -49,6 +52,13 @@ static void entry_free(cx_qentry_t *e)
 {
     cx_msg_unref(e->msg);
     cx_free(e);
+}
+
+/* A queue entry is finished (acknowledged, dropped, expired): its record goes too. */
+static void entry_done(cx_session_t *s, cx_qentry_t *e)
+{
+    cx_persist_entry_done(s, e);
+    entry_free(e);
 }
 
 static void drop_list(cx_list_t *head)
@@ -141,13 +151,16 @@ static void send_entry(cx_session_t *s, cx_qentry_t *e)
         cx_list_remove(&e->link);
         s->inflight_count--;
         s->inflight_bytes -= e->msg->payload.len;
-        entry_free(e);
+        entry_done(s, e);
         count_dropped(s);
+        return;
     }
+    cx_persist_entry(s, e);
 }
 
 static cx_qentry_t *entry_new(cx_msg_t *msg, uint8_t qos, bool retain, uint32_t share_hash,
-                              const uint32_t *sub_ids, size_t nsub)
+                              const uint32_t *sub_ids, size_t nsub, uint64_t store_gen,
+                              uint64_t store_order)
 {
     cx_qentry_t *e = cx_malloc(sizeof *e + nsub * sizeof(uint32_t));
     if (!e)
@@ -159,6 +172,8 @@ static cx_qentry_t *entry_new(cx_msg_t *msg, uint8_t qos, bool retain, uint32_t 
     e->share_hash = share_hash;
     e->state = CX_QE_QUEUED;
     e->packet_id = 0;
+    e->store_gen = store_gen;
+    e->store_order = store_order;
     e->nsub_ids = (uint16_t)nsub;
     if (nsub)
         memcpy(e->sub_ids, sub_ids, nsub * sizeof(uint32_t));
@@ -168,15 +183,26 @@ static cx_qentry_t *entry_new(cx_msg_t *msg, uint8_t qos, bool retain, uint32_t 
 /* Output a slow reader may accumulate before QoS 0 messages to it are dropped. */
 #define QOS0_BACKLOG_LIMIT (8u * 1024 * 1024)
 
-void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
-                        uint32_t share_hash, const uint32_t *sub_ids, size_t nsub)
+/* A delivery that does not become a queue entry: counted, and its routed record (if any)
+ * deleted. */
+static void drop_delivery(cx_session_t *s, cx_msg_t *msg, uint64_t store_gen)
 {
-    if (s->dead)
+    count_dropped(s);
+    cx_persist_routed_dropped(s, msg, store_gen);
+}
+
+void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
+                        uint32_t share_hash, const uint32_t *sub_ids, size_t nsub,
+                        uint64_t store_gen, uint64_t store_order)
+{
+    if (s->dead) {
+        cx_persist_routed_dropped(s, msg, store_gen);
         return;
+    }
     const cx_limits_t *lim = &s->worker->limits;
     int64_t now = (int64_t)cx_loop_now(s->worker->loop);
     if (cx_msg_is_expired(msg, now)) {
-        count_dropped(s);
+        drop_delivery(s, msg, store_gen);
         return;
     }
     bool online = s->client && s->client->state == CX_CL_CONNECTED;
@@ -193,10 +219,17 @@ void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain
         count_dropped(s);
         return;
     }
+    /* Routing recorded this delivery for the session's generation of that moment; if the
+     * session was cleaned since, the record is garbage and the entry is recorded anew. */
+    uint64_t gen = atomic_load_explicit(&s->store_gen, memory_order_relaxed);
+    uint64_t rec_gen = store_gen && store_gen == gen ? store_gen : 0;
+    if (store_gen && !rec_gen)
+        cx_persist_routed_dropped(s, msg, store_gen);
     if (online && cx_list_empty(&s->queue) && window_open(s, msg)) {
-        cx_qentry_t *e = entry_new(msg, qos, retain, share_hash, sub_ids, nsub);
+        cx_qentry_t *e = entry_new(msg, qos, retain, share_hash, sub_ids, nsub, rec_gen,
+                                   store_order);
         if (!e) {
-            count_dropped(s);
+            drop_delivery(s, msg, rec_gen);
             return;
         }
         send_entry(s, e);
@@ -204,18 +237,47 @@ void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain
     }
     if ((lim->max_queued_messages > 0 && s->queue_count >= (size_t)lim->max_queued_messages) ||
         (lim->max_queued_bytes && s->queue_bytes + msg->payload.len > lim->max_queued_bytes)) {
-        count_dropped(s);
+        drop_delivery(s, msg, rec_gen);
         cx_log(CX_LOG_DEBUG, "Outgoing messages are being dropped for client %s.", s->client_id);
         return;
     }
-    cx_qentry_t *e = entry_new(msg, qos, retain, share_hash, sub_ids, nsub);
+    cx_qentry_t *e = entry_new(msg, qos, retain, share_hash, sub_ids, nsub, rec_gen, store_order);
     if (!e) {
-        count_dropped(s);
+        drop_delivery(s, msg, rec_gen);
         return;
     }
     cx_list_insert_tail(&s->queue, &e->link);
     s->queue_count++;
     s->queue_bytes += msg->payload.len;
+    if (!rec_gen)
+        cx_persist_entry(s, e);
+}
+
+int cx_session_restore_entry(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
+                             uint32_t share_hash, uint8_t state, uint16_t pid,
+                             const uint32_t *sub_ids, size_t nsub, uint64_t store_gen,
+                             uint64_t store_order)
+{
+    cx_qentry_t *e = entry_new(msg, qos, retain, share_hash, sub_ids, nsub, store_gen,
+                               store_order);
+    if (!e)
+        return CX_ENOMEM;
+    /* A QoS 1 message that was sent is simply sent again, as a new delivery; QoS 2 keeps
+     * its packet id and state, which the client remembers too. */
+    if (state == CX_QE_QUEUED || qos == 1 || pid_in_use(s, pid)) {
+        cx_list_insert_tail(&s->queue, &e->link);
+        s->queue_count++;
+        s->queue_bytes += msg->payload.len;
+        return CX_OK;
+    }
+    e->state = state;
+    e->packet_id = pid;
+    cx_list_insert_tail(&s->inflight, &e->link);
+    s->inflight_count++;
+    s->inflight_bytes += msg->payload.len;
+    if (pid >= s->next_packet_id)
+        s->next_packet_id = pid == UINT16_MAX ? 1 : (uint16_t)(pid + 1);
+    return CX_OK;
 }
 
 void cx_session_pump(cx_session_t *s)
@@ -232,7 +294,7 @@ void cx_session_pump(cx_session_t *s)
         s->queue_count--;
         s->queue_bytes -= e->msg->payload.len;
         if (cx_msg_is_expired(e->msg, now)) {
-            entry_free(e);
+            entry_done(s, e);
             count_dropped(s);
             continue;
         }
@@ -259,7 +321,7 @@ void cx_session_resend(cx_session_t *s)
             cx_list_remove(&e->link);
             s->inflight_count--;
             s->inflight_bytes -= e->msg->payload.len;
-            entry_free(e);
+            entry_done(s, e);
         }
     }
 }
@@ -281,7 +343,7 @@ static void inflight_done(cx_session_t *s, cx_qentry_t *e)
     cx_list_remove(&e->link);
     s->inflight_count--;
     s->inflight_bytes -= e->msg->payload.len;
-    entry_free(e);
+    entry_done(s, e);
 }
 
 bool cx_session_ack(cx_session_t *s, cx_mqtt_type type, uint16_t pid, uint8_t rc)
@@ -304,6 +366,7 @@ bool cx_session_ack(cx_session_t *s, cx_mqtt_type type, uint16_t pid, uint8_t rc
             break;
         }
         e->state = CX_QE_WAIT_COMP;
+        cx_persist_entry(s, e);
         cx_client_send_ack(s->client, CX_MQTT_PUBREL, pid, CX_RC_SUCCESS);
         break;
     case CX_MQTT_PUBCOMP:
@@ -332,6 +395,7 @@ int cx_session_qos2_in_add(cx_session_t *s, uint16_t pid)
         s->qos2_in_cap = cap;
     }
     s->qos2_in[s->qos2_in_count++] = pid;
+    cx_persist_qos2_in(s, pid, false);
     return 1;
 }
 
@@ -348,6 +412,7 @@ bool cx_session_qos2_in_release(cx_session_t *s, uint16_t pid)
     for (size_t i = 0; i < s->qos2_in_count; i++)
         if (s->qos2_in[i] == pid) {
             s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
+            cx_persist_qos2_in(s, pid, true);
             return true;
         }
     return false;
@@ -368,6 +433,7 @@ int cx_session_sub_add(cx_session_t *s, cx_str_t filter, cx_str_t group,
     for (size_t i = 0; i < s->nsubs; i++)
         if (same_sub(&s->subs[i], filter, group)) {
             s->subs[i].opts = *opts;
+            cx_persist_sub(s, &s->subs[i], false);
             return 0;
         }
     if (s->nsubs == s->subs_cap) {
@@ -388,6 +454,7 @@ int cx_session_sub_add(cx_session_t *s, cx_str_t filter, cx_str_t group,
     }
     ss->opts = *opts;
     s->nsubs++;
+    cx_persist_sub(s, ss, false);
     return 1;
 }
 
@@ -395,6 +462,7 @@ int cx_session_sub_remove(cx_session_t *s, cx_str_t filter, cx_str_t group)
 {
     for (size_t i = 0; i < s->nsubs; i++)
         if (same_sub(&s->subs[i], filter, group)) {
+            cx_persist_sub(s, &s->subs[i], true);
             cx_free(s->subs[i].filter);
             cx_free(s->subs[i].group);
             s->subs[i] = s->subs[--s->nsubs];
@@ -417,6 +485,7 @@ static void unsubscribe_all(cx_session_t *s)
 
 void cx_session_clear(cx_session_t *s)
 {
+    cx_persist_session_drop(s); /* everything below goes with its generation */
     unsubscribe_all(s);
     drop_list(&s->inflight);
     drop_list(&s->queue);
@@ -455,6 +524,7 @@ void cx_session_end(cx_session_t *s)
 {
     if (s->dead)
         return;
+    cx_persist_session_drop(s);
     s->dead = true;
     cx_worker_t *w = s->worker;
     unsubscribe_all(s);

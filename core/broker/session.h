@@ -23,6 +23,8 @@ typedef struct cx_qentry {
     uint8_t state;        /* CX_QE_* */
     uint16_t packet_id;
     uint16_t nsub_ids;
+    uint64_t store_gen;   /* the session generation it is recorded under, 0 = not recorded */
+    uint64_t store_order; /* its place in the queue as recorded */
     uint32_t sub_ids[];
 } cx_qentry_t;
 
@@ -43,9 +45,16 @@ static inline cx_session_t *cx_session_ref(cx_session_t *s)
 }
 void cx_session_unref(cx_session_t *s);
 
-/* Queues or sends a message. Takes its own reference on msg. sub_ids may be NULL. */
+/* Queues or sends a message. Takes its own reference on msg. sub_ids may be NULL.
+ * store_gen/store_order: the queue entry routing already recorded (persist.h), or 0. */
 void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
-                        uint32_t share_hash, const uint32_t *sub_ids, size_t nsub_ids);
+                        uint32_t share_hash, const uint32_t *sub_ids, size_t nsub_ids,
+                        uint64_t store_gen, uint64_t store_order);
+/* Start-up restore: appends a recorded entry (queue, or inflight with its packet id). */
+int cx_session_restore_entry(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
+                             uint32_t share_hash, uint8_t state, uint16_t pid,
+                             const uint32_t *sub_ids, size_t nsub, uint64_t store_gen,
+                             uint64_t store_order);
 /* Moves queued messages into the inflight window and sends them, while the client is
  * connected and the window is open. */
 void cx_session_pump(cx_session_t *s);

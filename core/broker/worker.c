@@ -9,6 +9,7 @@
 
 #include "broker/authz.h"
 #include "broker/client.h"
+#include "broker/persist.h"
 #include "broker/router.h"
 #include "broker/session.h"
 #include "broker/sys.h"
@@ -100,6 +101,10 @@ static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
         cx_msg_unref(m);
         break;
     }
+    case CX_POST_DURABLE:
+        cx_free(p);
+        cx_persist_on_durable(w);
+        break;
     case CX_POST_STOP:
         cx_free(p);
         cx_net_close_all(&w->net);
@@ -131,6 +136,8 @@ static void before_sleep(cx_loop_t *loop, void *ud)
         cx_loop_post(w->handovers[i].to->loop, &p->base);
     }
     w->nhandovers = 0;
+    if (w->held_len)
+        cx_persist_on_durable(w); /* acknowledgements whose records are durable already */
     cx_net_flush(&w->net);
 }
 
@@ -159,6 +166,7 @@ static void tick_cb(cx_loop_t *loop, cx_timer_t *t)
     {
         cx_client_tick(cx_container_of(it, cx_client_t, worker_link), now);
     }
+    cx_persist_tick(w);
     if (++w->tick_count % TICKS_PER_SECOND == 0) {
         cx_list_foreach_safe(it, tmp, &w->sessions)
         {
@@ -286,6 +294,7 @@ void cx_worker_destroy(cx_worker_t *w)
     cx_net_flush(&w->net);
     cx_free(w->targets);
     cx_free(w->handovers);
+    cx_persist_worker_free(w);
     cx_arena_free(&w->arena);
     cx_loop_free(w->loop);
     w->loop = NULL;

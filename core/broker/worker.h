@@ -12,6 +12,7 @@ enum {
     CX_POST_VERDICT,    /* a plugin verdict for a waiting client (authz.c) */
     CX_POST_KICK,       /* a plugin asks to disconnect a client of this worker */
     CX_POST_PUBLISH,    /* a plugin publishes a message (routed by worker 0) */
+    CX_POST_DURABLE,    /* the store made more records durable (persist.c) */
 };
 
 typedef struct cx_post_kick {

@@ -47,10 +47,11 @@ cx_config_t *cx_config_new(void)
     cfg->log_facility = LOG_DAEMON;
     cfg->log_timestamp = true;
     cfg->autosave_interval = 1800;
+    cfg->persistence_sync = 1;
+    cfg->persistence_batch_ms = 100;
     cfg->local_only = true;
     cfg->user = cx_strdup("mosquitto");
-    cfg->persistence_file = cx_strdup("mosquitto.db");
-    if (!cfg->user || !cfg->persistence_file) {
+    if (!cfg->user) {
         cx_config_free(cfg);
         return NULL;
     }

@@ -184,11 +184,13 @@ typedef struct cx_config {
     bool log_timestamp;
     char *log_timestamp_format;      /* NULL = seconds since the epoch */
 
-    /* persistence: accepted only with `persistence false` for now */
+    /* persistence (broker/persist.c) */
     bool persistence;
-    char *persistence_file;          /* default "mosquitto.db" */
+    char *persistence_file;          /* NULL = "culex.db" */
     char *persistence_location;      /* NULL = current directory */
-    int autosave_interval;           /* seconds, default 1800 */
+    int persistence_sync;            /* cx_store_sync_t: 0 always, 1 batch (default), 2 none */
+    int persistence_batch_ms;        /* default 100 */
+    int autosave_interval;           /* seconds (or changes), default 1800 */
     bool autosave_on_changes;
 
     cx_listener_conf_t *listeners;

@@ -74,6 +74,16 @@ static const cx_conf_range_t r_payload = {0, 268435455, false, 0}; /* MQTT's max
 static const cx_conf_range_t r_workers = {1, 1024, false, 0};
 static const cx_conf_range_t r_prefix_len = {0, 50, false, 0}; /* for strings: max length */
 
+static const cx_conf_range_t r_batch_ms = {1, 60000, false, 0};
+
+/* The values are cx_store_sync_t's (store/store.h). */
+static const cx_conf_enum_t persistence_syncs[] = {
+    {"always", 0},
+    {"batch", 1},
+    {"none", 2},
+    {NULL, 0},
+};
+
 static const cx_conf_enum_t socket_domains[] = {
     {"ipv4", AF_INET},
     {"ipv6", AF_INET6},
@@ -285,18 +295,28 @@ const cx_conf_directive_t cx_conf_directives[] = {
           "Allowed Origin header of WebSocket upgrades."),
 
     SECTION("Persistence",
-            "Only `persistence false` is accepted for now; the other directives are stored."),
-    UNSUP_BOOL("persistence", GL, RL, "persistence",
-               "Save sessions, subscriptions and retained messages to disk."),
-    UNSUP_BOOL("retained_persistence", GL, RL | COMPAT, "persistence", "Alias of persistence."),
-    STR("persistence_file", GL, G(persistence_file), "mosquitto.db", RL,
-        "File name of the persistence database."),
-    PATH("persistence_location", GL, G(persistence_location), "current directory", RL,
-         "Directory of the persistence database."),
-    INT("autosave_interval", GL, G(autosave_interval), &r_int_neg0, "1800", RL,
-        "Seconds between saves of the database (or changes, see autosave_on_changes); 0 "
-        "saves only on exit."),
-    BOOL("autosave_on_changes", GL, G(autosave_on_changes), "false", RL,
+            "Retained messages, persistent sessions, their subscriptions and their queued and "
+            "in-flight QoS 1/2 messages survive a restart, clean or not (docs/persistence.md). "
+            "These settings are read at start only: a reload warns that a restart is needed."),
+    BOOL("persistence", GL, G(persistence), "false", 0,
+         "Save sessions, subscriptions and retained messages to disk."),
+    BOOL("retained_persistence", GL, G(persistence), "false", COMPAT, "Alias of persistence."),
+    STR("persistence_file", GL, G(persistence_file), "culex.db", 0,
+        "File name of the store. culex's own format: Mosquitto's mosquitto.db is not read, "
+        "and a file of another format is never overwritten (the broker refuses to start)."),
+    PATH("persistence_location", GL, G(persistence_location), "current directory", 0,
+         "Directory of the store (with or without a trailing /)."),
+    ENUM("persistence_sync", GL, G(persistence_sync), persistence_syncs, "batch", 0,
+         "always: a QoS 1/2 PUBLISH is acknowledged only once it is on disk; batch: on disk "
+         "within persistence_batch_ms; none: only in snapshots (autosave_interval and exit), as "
+         "Mosquitto does."),
+    INT("persistence_batch_ms", GL, G(persistence_batch_ms), &r_batch_ms, "100", 0,
+        "With persistence_sync batch: the longest time a change waits to be on disk."),
+    INT("autosave_interval", GL, G(autosave_interval), &r_int_neg0, "1800", 0,
+        "With persistence_sync none: seconds between snapshots (or changes, see "
+        "autosave_on_changes); 0 saves only on exit. The other levels compact the store when it "
+        "has doubled in size."),
+    BOOL("autosave_on_changes", GL, G(autosave_on_changes), "false", 0,
          "Count changes instead of seconds for autosave_interval."),
 
     SECTION("Logging", NULL),

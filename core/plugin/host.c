@@ -14,7 +14,8 @@
 #include "util/log.h"
 #include "util/time.h"
 
-#define MAX_EVENT 16
+/* Event numbers index per-chain arrays: every culex_event value is below this. */
+#define MAX_EVENT 64
 #define DEFAULT_TIMEOUT_MS 10000
 
 typedef struct hook {
@@ -199,8 +200,9 @@ static int h_hook_add(culex_plugin *self, int event, int priority, unsigned flag
                       unsigned timeout_ms, culex_hook_cb cb, void *ud)
 {
     cx_phost_t *h = self->host;
-    if (!self->declared || !cb || event <= 0 || event >= MAX_EVENT ||
-        event > CULEX_EV_WORKER_STOP || (flags & ~(unsigned)CULEX_HOOK_BLOCKING))
+    bool known = (event > 0 && event <= CULEX_EV_WORKER_STOP) ||
+                 event == CULEX_EV_PERSIST || event == CULEX_EV_PERSIST_RESTORE;
+    if (!self->declared || !cb || !known || (flags & ~(unsigned)CULEX_HOOK_BLOCKING))
         return -1;
     /* Blocking is for decisions that may wait; a message rewrite or a notification may
      * not hold a worker's packet stream. */
@@ -339,7 +341,7 @@ void cx_phost_free_mem(void *p) { cx_free(p); }
 
 static bool h_has_cap(int cap)
 {
-    return cap == CULEX_CAP_BLOCKING || cap == CULEX_CAP_PENDING;
+    return cap == CULEX_CAP_BLOCKING || cap == CULEX_CAP_PENDING || cap == CULEX_CAP_PERSISTENCE;
 }
 
 static culex_pending *h_pending_begin(culex_plugin *self, void *event_data,
@@ -836,6 +838,31 @@ void cx_phost_notify_all(cx_phost_t *h, int event, void *ev)
     for (size_t i = 0; i < h->nhooks; i++)
         if (h->hooks[i].event == event)
             h->hooks[i].cb(h->hooks[i].plugin, event, ev, h->hooks[i].ud);
+}
+
+bool cx_phost_has(const cx_phost_t *h, int event)
+{
+    if (!h)
+        return false;
+    for (size_t i = 0; i < h->nhooks; i++)
+        if (h->hooks[i].event == event)
+            return true;
+    return false;
+}
+
+int cx_phost_restore(cx_phost_t *h, culex_ev_persist_restore *ev)
+{
+    for (size_t i = 0; h && i < h->nhooks; i++) {
+        hook_t *hk = &h->hooks[i];
+        if (hk->event != CULEX_EV_PERSIST_RESTORE)
+            continue;
+        if (hk->cb(hk->plugin, CULEX_EV_PERSIST_RESTORE, ev, hk->ud) != 0) {
+            cx_log(CX_LOG_ERR, "Plugin %s failed to restore the persisted state.",
+                   hk->plugin->name ? hk->plugin->name : "?");
+            return CX_EIO;
+        }
+    }
+    return CX_OK;
 }
 
 void cx_phost_reload(cx_phost_t *h)

@@ -109,6 +109,11 @@ int cx_chain_run(cx_chain_t *c, int event, void *ev, bool nonblocking, cx_ticket
 void cx_chain_notify(cx_chain_t *c, int event, void *ev);
 /* Notifies every plugin instance once (tick, reload, worker start/stop). */
 void cx_phost_notify_all(cx_phost_t *h, int event, void *ev);
+/* True if any instance hooks `event` (e.g. a persistence store is loaded). */
+bool cx_phost_has(const cx_phost_t *h, int event);
+/* Runs every CULEX_EV_PERSIST_RESTORE hook with ev. CX_OK, or CX_EIO if one refused. Main
+ * thread, before the workers start. */
+int cx_phost_restore(cx_phost_t *h, culex_ev_persist_restore *ev);
 /* Sends CULEX_EV_RELOAD with each instance's options. Main thread. */
 void cx_phost_reload(cx_phost_t *h);
 

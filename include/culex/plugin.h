@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define CULEX_ABI_MAJOR 1
-#define CULEX_ABI_MINOR 0
+#define CULEX_ABI_MINOR 1
 
 #define CULEX_PLUGIN_EXPORT __attribute__((visibility("default")))
 
@@ -71,7 +71,9 @@ typedef enum culex_event {
     CULEX_EV_RELOAD = 9,             /* culex_ev_reload: SIGHUP; options may have changed */
     CULEX_EV_WORKER_START = 10,      /* culex_ev_worker: on each worker thread at start */
     CULEX_EV_WORKER_STOP = 11,       /* culex_ev_worker: on each worker thread at stop */
-    /* 32..63 are reserved for the persistence events (a later 1.x minor). */
+    /* 32..63: persistence (since 1.1). */
+    CULEX_EV_PERSIST = 32,           /* culex_ev_persist: a change to durable state */
+    CULEX_EV_PERSIST_RESTORE = 33,   /* culex_ev_persist_restore: once, at start-up */
 } culex_event;
 
 /* Access kinds of CULEX_EV_ACL. */
@@ -106,7 +108,7 @@ enum {
     CULEX_CAP_EXT_AUTH = 1,      /* MQTT 5 enhanced authentication events are delivered */
     CULEX_CAP_BLOCKING = 2,      /* CULEX_HOOK_BLOCKING is supported */
     CULEX_CAP_PENDING = 3,       /* CULEX_PENDING verdicts are supported */
-    CULEX_CAP_PERSISTENCE = 4,   /* persistence events (not in 1.0) */
+    CULEX_CAP_PERSISTENCE = 4,   /* persistence events (since 1.1) */
 };
 
 /* A `plugin_opt_<name> <value>` line: name without the prefix. */
@@ -208,6 +210,52 @@ typedef struct culex_ev_worker {
     uint32_t size;
     unsigned index;            /* 0 .. workers-1 */
 } culex_ev_worker;
+
+/* Record kinds of the persistence events. The key and value bytes of each kind are
+ * documented in docs/persistence.md; a store keeps them opaque. Values are fixed forever. */
+typedef enum culex_persist_kind {
+    CULEX_PERSIST_RETAIN = 1,  /* a retained message, keyed by topic */
+    CULEX_PERSIST_SESSION = 2, /* a persistent session, keyed by client id */
+    CULEX_PERSIST_SUB = 3,     /* a subscription of a session generation */
+    CULEX_PERSIST_MSG = 4,     /* a message queued for one or more sessions, keyed by id */
+    CULEX_PERSIST_QUEUE = 5,   /* a message queued or in flight for a session generation */
+    CULEX_PERSIST_QOS2IN = 6,  /* an incoming QoS 2 packet id not yet released */
+} culex_persist_kind;
+
+/* CULEX_EV_PERSIST (since 1.1): one record was put (`deleted` false: store value under
+ * (kind, key), replacing any) or deleted (`deleted` true). Called on worker threads, in the
+ * order of the changes of each session and each retained topic; it must not block: a store
+ * writes on its own thread. The decoded members are for plugins that only observe (audit,
+ * replication); each is NULL/0 when it does not apply to the kind. Records of a session
+ * generation whose SESSION record is gone are garbage: a store may drop them. */
+typedef struct culex_ev_persist {
+    uint32_t size;
+    int kind;                  /* culex_persist_kind */
+    bool deleted;
+    const void *key;
+    size_t key_len;
+    const void *value;         /* NULL when deleted */
+    size_t value_len;
+    const char *client_id;     /* SESSION */
+    const char *topic;         /* RETAIN and MSG: the topic; SUB: the filter */
+    const void *payload;       /* RETAIN and MSG */
+    size_t payload_len;
+    uint64_t generation;       /* SESSION, SUB, QUEUE, QOS2IN: the session generation */
+    uint64_t msg_id;           /* MSG, QUEUE */
+    uint16_t packet_id;        /* QUEUE (when sent), QOS2IN */
+    uint8_t qos;               /* RETAIN, MSG, SUB, QUEUE */
+} culex_ev_persist;
+
+/* CULEX_EV_PERSIST_RESTORE (since 1.1): a plugin hooking it is the broker's store, and the
+ * default store is not opened. Called once on the main thread before any client connects;
+ * the plugin calls put() once for every record it holds (any order), then returns 0, or
+ * -1 to refuse the start (logged). */
+typedef struct culex_ev_persist_restore {
+    uint32_t size;
+    void *ctx;
+    int (*put)(void *ctx, int kind, const void *key, size_t key_len, const void *value,
+               size_t value_len);
+} culex_ev_persist_restore;
 
 /* A hook callback. Returns a culex_verdict for auth, ACL and message events (ignored for
  * notifications). `event` points to the struct named for the event; `userdata` is what was

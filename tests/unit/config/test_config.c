@@ -182,7 +182,9 @@ static void test_defaults(void)
     CHECK(c->log_timestamp);
     CHECK(c->log_timestamp_format == NULL);
     CHECK(!c->persistence);
-    CHECK_STR_EQ(c->persistence_file, "mosquitto.db");
+    CHECK(c->persistence_file == NULL); /* culex.db */
+    CHECK_INT_EQ(c->persistence_sync, 1);
+    CHECK_INT_EQ(c->persistence_batch_ms, 100);
     CHECK(c->persistence_location == NULL);
     CHECK_INT_EQ(c->autosave_interval, 1800);
     CHECK(!c->autosave_on_changes);
@@ -1196,7 +1198,6 @@ static void test_not_supported_families(void)
         {"connection cloud\naddress 1.2.3.4\ntopic # both 0\n",
          "main.conf:1: connection: not supported yet (bridges): bridge 'cloud'"},
         {"listener 1883\npsk_file /psk\n", "psk_file: not supported yet (TLS-PSK)"},
-        {"persistence true\n", "main.conf:1: persistence: not supported yet (persistence)"},
         {"enable_control_api true\n", "enable_control_api: not supported yet ($CONTROL API)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1213,10 +1214,10 @@ static void test_not_supported_families(void)
 static void test_refusals_collected(void)
 {
     /* every missing feature once, in file order; then the first hard error ends it */
-    const char *e = load_err("persistence true\nlistener 8883\ncertfile /a\nkeyfile /b\n"
+    const char *e = load_err("enable_control_api true\nlistener 8883\ncertfile /a\nkeyfile /b\n"
                              "persistence true\nlistener 9001\nprotocol websockets\n"
                              "bogus 1\nsys_interval x\n");
-    CHECK(starts_in_dir(e, "main.conf:1: persistence: not supported yet (persistence)\n"));
+    CHECK(starts_in_dir(e, "main.conf:1: enable_control_api: not supported yet ($CONTROL API)\n"));
     CHECK_HAS(e, "/main.conf:3: certfile: not supported yet (TLS)\n");
     CHECK_HAS(e, "/main.conf:7: protocol: not supported yet (websockets)\n");
     CHECK_HAS(e, "/main.conf:8: bogus: unknown directive");
