@@ -1,0 +1,2 @@
+# Network protocol modules (core/net/ws.c, core/net/proxy.c): pure, no sockets.
+cx_unit_test(test_net_ws ${CMAKE_CURRENT_LIST_DIR}/test_ws.c cx_netproto)
