@@ -127,14 +127,53 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 static uint32_t (*crc_impl)(uint32_t, const void *, size_t) = crc32c_sw;
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
+/* GF(2) polynomials mod the CRC32C polynomial, in the CRC's reflected form: bit 31 is
+ * the coefficient of x^0, bit 0 that of x^31. Used to combine CRCs (see crc_range). */
+static uint32_t gf2_mulmod(uint32_t a, uint32_t b)
+{
+    uint32_t p = 0;
+    for (int i = 0; i < 32; i++, a <<= 1) {
+        if (a & 0x80000000u)
+            p ^= b;                                      /* + b * x^i */
+        b = (b & 1) ? (b >> 1) ^ 0x82F63B78u : b >> 1; /* b *= x */
+    }
+    return p;
+}
+
+static uint32_t x8_pow2[64]; /* x^(8 * 2^k) mod P */
+
 static void crc_init(void)
 {
     crc_table_init();
+    uint32_t x8 = 0x40000000u; /* x */
+    for (int i = 0; i < 3; i++)
+        x8 = gf2_mulmod(x8, x8); /* x^8 */
+    for (int k = 0; k < 64; k++) {
+        x8_pow2[k] = x8;
+        x8 = gf2_mulmod(x8, x8);
+    }
 #ifdef HAVE_CRC32C_HW
     __builtin_cpu_init();
     if (__builtin_cpu_supports("sse4.2"))
         crc_impl = crc32c_hw;
 #endif
+}
+
+/* x^(8n) mod P: multiplying a CRC register by it runs n zero bytes through it. */
+static uint32_t x8n_mod(uint64_t n)
+{
+    uint32_t r = 0x80000000u; /* 1 */
+    for (int k = 0; n; k++, n >>= 1)
+        if (n & 1)
+            r = gf2_mulmod(r, x8_pow2[k]);
+    return r;
+}
+
+/* The CRC register after running `n` bytes through it from state `reg`, without the
+ * pre- and post-inversion of cx_store_crc32c. Linear in (reg, bytes). */
+static uint32_t crc_raw(uint32_t reg, const uint8_t *p, size_t n)
+{
+    return ~crc_impl(~reg, p, n);
 }
 
 uint32_t cx_store_crc32c(uint32_t crc, const void *p, size_t n)
@@ -533,14 +572,70 @@ static enum rec_state parse_at(const uint8_t *map, uint64_t size, uint64_t off,
     return REC_OK;
 }
 
+/* The resync scan checks a candidate record at nearly every offset of a damaged region,
+ * and its length there is whatever the damaged bytes say: up to max_record. A payload of
+ * repeated small bytes (0x01 ...) makes every offset a plausible pair of 16 MiB records,
+ * and checking each one directly would keep open busy for days. CRCs are linear, so with
+ * the register state saved every CRC_STEP bytes, the CRC of any range costs two CRCs of
+ * at most CRC_STEP bytes and one multiplication by x^(8 * length). The index costs one
+ * pass over the file and 4 bytes per CRC_STEP, and is built only once damage is found. */
+#define CRC_STEP 1024
+
+typedef struct crc_index {
+    const uint8_t *map;
+    uint64_t base;    /* states[i] is the raw CRC of map[base, base + i * CRC_STEP) */
+    uint32_t *states; /* NULL: no memory for it, every check is direct */
+    uint64_t last_len; /* one-entry cache: damaged runs repeat the same lengths */
+    uint32_t last_pow;
+} crc_index_t;
+
+static void crc_index_build(crc_index_t *ix, const uint8_t *map, uint64_t base, uint64_t size)
+{
+    *ix = (crc_index_t){.map = map, .base = base};
+    size_t n = (size_t)((size - base) / CRC_STEP) + 1;
+    ix->states = cx_malloc(n * sizeof ix->states[0]);
+    if (!ix->states)
+        return;
+    ix->states[0] = 0;
+    for (size_t i = 1; i < n; i++)
+        ix->states[i] = crc_raw(ix->states[i - 1], map + base + (i - 1) * CRC_STEP, CRC_STEP);
+}
+
+/* The raw CRC of map[base, off). */
+static uint32_t crc_prefix(const crc_index_t *ix, uint64_t off)
+{
+    uint64_t i = (off - ix->base) / CRC_STEP, at = ix->base + i * CRC_STEP;
+    return crc_raw(ix->states[i], ix->map + at, (size_t)(off - at));
+}
+
+/* cx_store_crc32c(0, map + a, b - a). With Q(x) the raw CRC of everything from base to x,
+ * Q(b) = Q(a) * x^(8L) + raw(0, [a, b)), and the inversions amount to starting from ~0. */
+static uint32_t crc_range(crc_index_t *ix, uint64_t a, uint64_t b)
+{
+    uint64_t len = b - a;
+    if (!ix->states || len <= 2 * CRC_STEP)
+        return cx_store_crc32c(0, ix->map + a, (size_t)len);
+    if (len != ix->last_len) {
+        ix->last_len = len;
+        ix->last_pow = x8n_mod(len);
+    }
+    uint32_t qa = crc_prefix(ix, a), qb = crc_prefix(ix, b);
+    return ~(qb ^ gf2_mulmod(qa ^ 0xFFFFFFFFu, ix->last_pow));
+}
+
+static bool crc_matches(crc_index_t *ix, uint64_t off, uint64_t len)
+{
+    return crc_range(ix, off + 4, off + len) == get32(ix->map + off);
+}
+
 /* The first offset at or after `from` where replay can continue after damage: two
  * consecutive valid records there, or one that ends exactly at the end of the file. One
  * valid record alone could be chance; a second that starts where the first ends is not.
- * The lengths of both are checked before either CRC, because at most offsets of a damaged
- * region the "length" is garbage, and a CRC over it at every offset would make the scan
- * quadratic. Returns `size` when there is no such offset. */
-static uint64_t resync(const uint8_t *map, uint64_t size, uint64_t from, size_t max_record)
+ * Lengths are checked before CRCs (most offsets fail there), and CRCs go through the
+ * index. Returns `size` when there is no such offset. */
+static uint64_t resync(crc_index_t *ix, uint64_t size, uint64_t from, size_t max_record)
 {
+    const uint8_t *map = ix->map;
     for (uint64_t o = from; o < size && size - o >= HDR_LEN; o++) {
         uint64_t a, b;
         if (parse_at(map, size, o, max_record, false, &a) != REC_OK)
@@ -549,9 +644,9 @@ static uint64_t resync(const uint8_t *map, uint64_t size, uint64_t from, size_t 
         bool at_end = next == size;
         if (!at_end && parse_at(map, size, next, max_record, false, &b) != REC_OK)
             continue;
-        if (parse_at(map, size, o, max_record, true, &a) != REC_OK)
+        if (!crc_matches(ix, o, a))
             continue;
-        if (!at_end && parse_at(map, size, next, max_record, true, &b) != REC_OK)
+        if (!at_end && !crc_matches(ix, next, b))
             continue;
         return o;
     }
@@ -579,7 +674,8 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
         return -errno;
     size_t max = s->opts.max_record;
     enum rec_state tail = REC_OK;
-    bool saved = false;
+    crc_index_t ix = {.map = map};
+    bool indexed = false, saved = false;
     unsigned regions = 0;
     int rc = CX_OK;
     while (off < size) {
@@ -605,7 +701,11 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
             off += len;
             continue;
         }
-        uint64_t next = resync(map, size, off + 1, max);
+        if (!indexed) {
+            crc_index_build(&ix, map, FILE_HDR_LEN, size);
+            indexed = true;
+        }
+        uint64_t next = resync(&ix, size, off + 1, max);
         if (next == size) {
             tail = state;
             break;
@@ -653,6 +753,7 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
     rec->bytes_dropped = size - off;
     s->end_off = s->base_size = off;
 out:
+    cx_free(ix.states);
     munmap((void *)map, (size_t)size);
     return rc;
 }
