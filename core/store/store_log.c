@@ -691,9 +691,9 @@ static int recover(cx_store_log_t *s, cx_store_log_replay_cb cb, void *ud,
                     .val = {h + HDR_LEN + klen, plen - klen},
                     .off = off,
                 };
-                int crc = cb(ud, &r);
-                if (crc < 0) { /* only a negative return aborts */
-                    rc = crc;
+                int cbrc = cb(ud, &r);
+                if (cbrc < 0) { /* only a negative return aborts */
+                    rc = cbrc;
                     goto out;
                 }
             }
