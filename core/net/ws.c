@@ -98,8 +98,8 @@ static bool elem_ieq(cx_str_t e, void *lit)
 
 static bool b64_char(uint8_t c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 /* A Sec-WebSocket-Key must base64-decode to 16 bytes (RFC 6455 §4.1 item 7): exactly 22
@@ -236,9 +236,8 @@ static int hs_parse(cx_ws_request_t *req, const uint8_t *buf, size_t n, unsigned
         HS_BAD("malformed request line (target)");
     cx_str_t target = {buf + t0, i - t0};
     i++;
-    if (n - i < 10 || memcmp(buf + i, "HTTP/", 5) != 0 || buf[i + 5] < '0' ||
-        buf[i + 5] > '9' || buf[i + 6] != '.' || buf[i + 7] < '0' || buf[i + 7] > '9' ||
-        buf[i + 8] != '\r')
+    if (n - i < 10 || memcmp(buf + i, "HTTP/", 5) != 0 || buf[i + 5] < '0' || buf[i + 5] > '9' ||
+        buf[i + 6] != '.' || buf[i + 7] < '0' || buf[i + 7] > '9' || buf[i + 8] != '\r')
         HS_BAD("malformed request line (version)");
     int major = buf[i + 5] - '0', minor = buf[i + 7] - '0';
     i += 10;
@@ -338,8 +337,7 @@ int cx_ws_accept_key(const char *key, size_t key_len, char out[29])
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx)
         return CX_EIO;
-    int ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) &&
-             EVP_DigestUpdate(ctx, key, key_len) &&
+    int ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, key, key_len) &&
              EVP_DigestUpdate(ctx, ws_guid, sizeof ws_guid - 1) &&
              EVP_DigestFinal_ex(ctx, md, &md_len) && md_len == 20;
     EVP_MD_CTX_free(ctx);
@@ -539,8 +537,8 @@ static int close_payload(cx_ws_frame_t *f, cx_ws_error_t *err)
 
 /* Unmasks and checks one piece of data payload of the current frame, then moves the
  * message state on when the piece ends the frame. */
-static int data_piece(cx_ws_rx_t *rx, cx_ws_frame_t *f, const uint8_t mask[4],
-                      uint64_t offset, cx_ws_error_t *err)
+static int data_piece(cx_ws_rx_t *rx, cx_ws_frame_t *f, const uint8_t mask[4], uint64_t offset,
+                      cx_ws_error_t *err)
 {
     cx_ws_mask(f->payload, f->len, mask, offset);
     if (f->msg_opcode == CX_WS_OP_TEXT &&
@@ -559,8 +557,8 @@ static int data_piece(cx_ws_rx_t *rx, cx_ws_frame_t *f, const uint8_t mask[4],
 }
 
 /* Streaming mode: more payload of the frame whose header was returned earlier. */
-static int stream_more(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *f,
-                       size_t *need, cx_ws_error_t *err)
+static int stream_more(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *f, size_t *need,
+                       cx_ws_error_t *err)
 {
     uint64_t left = rx->frame_len - rx->frame_done;
     if (len == 0)
@@ -656,8 +654,7 @@ int cx_ws_decode(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *f, siz
     if (!control) {
         uint64_t base = op == CX_WS_OP_CONT ? rx->msg_len : 0;
         if (plen > rx->max_message || base > rx->max_message - plen)
-            return ws_fail(err, CX_ETOOBIG, CX_WS_CLOSE_TOO_BIG,
-                           "message larger than the limit");
+            return ws_fail(err, CX_ETOOBIG, CX_WS_CLOSE_TOO_BIG, "message larger than the limit");
         msg_op = op == CX_WS_OP_CONT ? rx->msg_opcode : op;
     }
 

@@ -42,21 +42,21 @@ enum {
  * bytes and stay valid while those bytes are unchanged; key and subprotocol are copies, so
  * the 101 can be built after the input has been consumed. */
 typedef struct cx_ws_request {
-    size_t header_len;    /* CX_OK: bytes of the request, "\r\n\r\n" included; what follows
-                           * belongs to the WebSocket stream */
-    cx_str_t target;      /* request-target as sent ("/mqtt?x=1" or "http://h/mqtt") */
-    cx_str_t path;        /* its path, without query: "/mqtt" */
-    cx_str_t host;        /* Host value, OWS trimmed */
-    cx_str_t origin;      /* Origin value; p == NULL when absent (non-browser clients) */
-    char key[25];         /* Sec-WebSocket-Key, 24 base64 characters + NUL */
+    size_t header_len;       /* CX_OK: bytes of the request, "\r\n\r\n" included; what follows
+                              * belongs to the WebSocket stream */
+    cx_str_t target;         /* request-target as sent ("/mqtt?x=1" or "http://h/mqtt") */
+    cx_str_t path;           /* its path, without query: "/mqtt" */
+    cx_str_t host;           /* Host value, OWS trimmed */
+    cx_str_t origin;         /* Origin value; p == NULL when absent (non-browser clients) */
+    char key[25];            /* Sec-WebSocket-Key, 24 base64 characters + NUL */
     const char *subprotocol; /* static "mqtt" or "mqttv3.1", or NULL (none offered, allowed
                               * only with CX_WS_ALLOW_NO_SUBPROTOCOL) */
     /* On failure: */
-    int status;           /* HTTP status to answer with: 400, 426 or 431 */
-    bool websocket;       /* the request asked for a WebSocket upgrade (Upgrade: websocket).
-                           * false with CX_EPROTO = a plain HTTP request, not a bad handshake */
-    const char *error;    /* static text for the log */
-    size_t scan_;         /* private: where the search for the blank line resumes */
+    int status;        /* HTTP status to answer with: 400, 426 or 431 */
+    bool websocket;    /* the request asked for a WebSocket upgrade (Upgrade: websocket).
+                        * false with CX_EPROTO = a plain HTTP request, not a bad handshake */
+    const char *error; /* static text for the log */
+    size_t scan_;      /* private: where the search for the blank line resumes */
 } cx_ws_request_t;
 
 /* Prepares req for a new connection (or after an error, for reuse). */
@@ -137,12 +137,12 @@ enum {
  * streaming mode, the frame whose payload is being delivered. Fields are private; read
  * them through the functions below. */
 typedef struct cx_ws_rx {
-    uint64_t max_frame;    /* payload bytes per frame (1009 past it) */
-    uint64_t max_message;  /* payload bytes per data message, all fragments (1009) */
+    uint64_t max_frame;   /* payload bytes per frame (1009 past it) */
+    uint64_t max_message; /* payload bytes per data message, all fragments (1009) */
     unsigned flags;
     /* the data message in progress (after a data frame without FIN) */
     bool in_message;
-    uint8_t msg_opcode;    /* CX_WS_OP_TEXT or CX_WS_OP_BINARY */
+    uint8_t msg_opcode; /* CX_WS_OP_TEXT or CX_WS_OP_BINARY */
     uint64_t msg_len;
     /* streaming: the frame whose payload is partly delivered */
     bool in_frame;
@@ -153,7 +153,7 @@ typedef struct cx_ws_rx {
     uint64_t frame_done;
     /* UTF-8 validation of a text message across fragments */
     uint8_t u8_need, u8_lo, u8_hi;
-    bool closed;           /* a close frame was received: nothing may follow */
+    bool closed; /* a close frame was received: nothing may follow */
 } cx_ws_rx_t;
 
 /* Limits are payload bytes; UINT64_MAX means none. max_message also bounds a single
@@ -162,26 +162,29 @@ typedef struct cx_ws_rx {
 void cx_ws_rx_init(cx_ws_rx_t *rx, uint64_t max_frame, uint64_t max_message, unsigned flags);
 
 /* True while a fragmented data message is open (a FIN frame has not closed it yet). */
-static inline bool cx_ws_rx_in_message(const cx_ws_rx_t *rx) { return rx->in_message; }
+static inline bool cx_ws_rx_in_message(const cx_ws_rx_t *rx)
+{
+    return rx->in_message;
+}
 
 /* One decoded frame, or in streaming mode one piece of a data frame. */
 typedef struct cx_ws_frame {
-    uint8_t opcode;       /* the frame's opcode; CX_WS_OP_CONT for continuation frames */
-    uint8_t msg_opcode;   /* data frames: TEXT or BINARY, also for continuations; else 0 */
-    bool fin;             /* the frame's FIN bit */
-    bool frame_end;       /* this payload ends the frame (always, unless streaming) */
-    bool message_end;     /* data frames: this payload ends the message */
-    uint8_t *payload;     /* unmasked in place, inside the caller's buffer */
-    size_t len;           /* payload bytes in this piece */
-    uint64_t frame_len;   /* the frame's whole payload length */
-    size_t consumed;      /* input bytes this call used (header + payload): drop them */
-    uint16_t close_code;  /* CLOSE: the peer's code, or CX_WS_CLOSE_NO_STATUS if none */
+    uint8_t opcode;        /* the frame's opcode; CX_WS_OP_CONT for continuation frames */
+    uint8_t msg_opcode;    /* data frames: TEXT or BINARY, also for continuations; else 0 */
+    bool fin;              /* the frame's FIN bit */
+    bool frame_end;        /* this payload ends the frame (always, unless streaming) */
+    bool message_end;      /* data frames: this payload ends the message */
+    uint8_t *payload;      /* unmasked in place, inside the caller's buffer */
+    size_t len;            /* payload bytes in this piece */
+    uint64_t frame_len;    /* the frame's whole payload length */
+    size_t consumed;       /* input bytes this call used (header + payload): drop them */
+    uint16_t close_code;   /* CLOSE: the peer's code, or CX_WS_CLOSE_NO_STATUS if none */
     cx_str_t close_reason; /* CLOSE: valid UTF-8, inside payload */
 } cx_ws_frame_t;
 
 typedef struct cx_ws_error {
-    uint16_t close_code;  /* the close code to send before closing */
-    const char *msg;      /* static text for the log */
+    uint16_t close_code; /* the close code to send before closing */
+    const char *msg;     /* static text for the log */
 } cx_ws_error_t;
 
 /* Decodes from buf[0..len), the unconsumed input. The caller drops f->consumed bytes after

@@ -33,11 +33,11 @@ static uint8_t *keep(const void *p, size_t n)
     return c;
 }
 
-#define CHECK_MEM_EQ(p, n, q, m)                                                        \
-    do {                                                                                \
-        size_t n_ = (n), m_ = (m);                                                      \
-        if (n_ != m_ || (n_ && memcmp((p), (q), n_) != 0))                              \
-            CX_FAIL_("%s (%zu bytes) != %s (%zu bytes)", #p, n_, #q, m_);               \
+#define CHECK_MEM_EQ(p, n, q, m)                                                                   \
+    do {                                                                                           \
+        size_t n_ = (n), m_ = (m);                                                                 \
+        if (n_ != m_ || (n_ && memcmp((p), (q), n_) != 0))                                         \
+            CX_FAIL_("%s (%zu bytes) != %s (%zu bytes)", #p, n_, #q, m_);                          \
     } while (0)
 
 static const uint8_t key0[4] = {0x37, 0xfa, 0x21, 0x3d};
@@ -46,8 +46,8 @@ enum { LEN_MIN = 0, LEN_16 = 16, LEN_64 = 64 };
 
 /* Builds a client frame: b0 (FIN/RSV/opcode) as given, masked with `key` unless key is
  * NULL, the length in its minimal form or forced to the 16/64-bit form. */
-static uint8_t *mkframe(uint8_t b0, const uint8_t *key, int form, const void *payload,
-                        size_t n, size_t *out_len)
+static uint8_t *mkframe(uint8_t b0, const uint8_t *key, int form, const void *payload, size_t n,
+                        size_t *out_len)
 {
     size_t cap = 14 + n;
     uint8_t *f = malloc(cap);
@@ -156,12 +156,12 @@ static void expect_fail(int line, const uint8_t *p, size_t n, unsigned flags, in
 /* ---- logs: what a decoder made of a stream, to compare feeding patterns --------------- */
 
 typedef struct log {
-    char frames[8192];  /* one line per frame (whole-frame mode only) */
-    char msgs[8192];    /* one line per message or control frame */
+    char frames[8192]; /* one line per frame (whole-frame mode only) */
+    char msgs[8192];   /* one line per message or control frame */
     size_t fl, ml;
-    uint8_t *msg;       /* current data message */
+    uint8_t *msg; /* current data message */
     size_t msg_len;
-    int rc;             /* the last decode result: CX_EAGAIN at the end of a good stream */
+    int rc; /* the last decode result: CX_EAGAIN at the end of a good stream */
     cx_ws_error_t err;
 } log_t;
 
@@ -231,8 +231,8 @@ static void run(const stream_t *s, size_t step, unsigned flags, uint64_t maxf, u
                 CHECK(f.payload >= w && f.payload + f.len <= w + f.consumed);
             if (!(flags & CX_WS_RX_STREAM))
                 logf_(lg->frames, &lg->fl, sizeof lg->frames,
-                      "op=%u mop=%u fin=%d len=%zu flen=%llu h=%016llx\n", f.opcode,
-                      f.msg_opcode, f.fin, f.len, (unsigned long long)f.frame_len,
+                      "op=%u mop=%u fin=%d len=%zu flen=%llu h=%016llx\n", f.opcode, f.msg_opcode,
+                      f.fin, f.len, (unsigned long long)f.frame_len,
                       (unsigned long long)fnv(f.payload, f.len));
             if (f.opcode & 8) {
                 CHECK(f.frame_end);
@@ -247,8 +247,7 @@ static void run(const stream_t *s, size_t step, unsigned flags, uint64_t maxf, u
                 CHECK(!f.message_end || (f.frame_end && f.fin));
                 if (f.message_end) {
                     logf_(lg->msgs, &lg->ml, sizeof lg->msgs, "msg op=%u len=%zu h=%016llx\n",
-                          f.msg_opcode, lg->msg_len,
-                          (unsigned long long)fnv(lg->msg, lg->msg_len));
+                          f.msg_opcode, lg->msg_len, (unsigned long long)fnv(lg->msg, lg->msg_len));
                     lg->msg_len = 0;
                 }
             }
@@ -273,8 +272,8 @@ static void check_feeds(const stream_t *s, unsigned flags)
             unsigned fl = flags | (stream ? CX_WS_RX_STREAM : 0);
             run(s, steps[i], fl, UINT64_MAX, UINT64_MAX, &part);
             if (part.rc != CX_EAGAIN)
-                CX_FAIL_("step %zu stream %u: %s (%s)", steps[i], stream,
-                         cx_errname(part.rc), part.err.msg);
+                CX_FAIL_("step %zu stream %u: %s (%s)", steps[i], stream, cx_errname(part.rc),
+                         part.err.msg);
             if (!stream && strcmp(whole.frames, part.frames) != 0)
                 CX_FAIL_("step %zu: frames differ:\n%s---\n%s", steps[i], whole.frames,
                          part.frames);
@@ -371,10 +370,9 @@ static void test_rfc_length_forms(void)
         int form;
         size_t hl;
     } cases[] = {
-        {0, LEN_MIN, 6},       {1, LEN_MIN, 6},       {125, LEN_MIN, 6},
-        {126, LEN_MIN, 8},     {256, LEN_MIN, 8},     {65535, LEN_MIN, 8},
-        {65536, LEN_MIN, 14},  {0, LEN_16, 8},        {5, LEN_16, 8},
-        {5, LEN_64, 14},       {256, LEN_64, 14},     {65535, LEN_64, 14},
+        {0, LEN_MIN, 6},   {1, LEN_MIN, 6},     {125, LEN_MIN, 6},    {126, LEN_MIN, 8},
+        {256, LEN_MIN, 8}, {65535, LEN_MIN, 8}, {65536, LEN_MIN, 14}, {0, LEN_16, 8},
+        {5, LEN_16, 8},    {5, LEN_64, 14},     {256, LEN_64, 14},    {65535, LEN_64, 14},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n;
@@ -538,8 +536,8 @@ static void test_hs_missing_each(void)
     EXPECT_HS(edit(r, "Upgrade: websocket\r\n", ""), 0, CX_EPROTO, 400, false);
     EXPECT_HS(edit(r, "Connection: Upgrade\r\n", ""), 0, CX_EPROTO, 400, true);
     EXPECT_HS(edit(r, "Sec-WebSocket-Version: 13\r\n", ""), 0, CX_EPROTO, 426, true);
-    EXPECT_HS(edit(r, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), 0, CX_EPROTO,
-              400, true);
+    EXPECT_HS(edit(r, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), 0, CX_EPROTO, 400,
+              true);
     EXPECT_HS(edit(r, "Sec-WebSocket-Protocol: mqtt\r\n", ""), 0, CX_EPROTO, 400, true);
     /* ... which the flag allows, answering without a subprotocol. */
     cx_ws_request_t req;
@@ -582,18 +580,18 @@ static void test_hs_key(void)
 {
     const char *k = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     const char *bad[] = {
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n",     /* 23 chars */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ===\r\n",   /* 25 chars */
-        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n",        /* 15 bytes */
-        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAA\r\n",    /* 18 bytes */
-        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=\r\n",     /* 17 bytes, no pad */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n",      /* no padding */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j*Q==\r\n",    /* bad character */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ===\r\n",    /* pad too early */
-        "Sec-WebSocket-Key: dGhlIHNhbXBs ZSBub25jZQ==\r\n",   /* inner space */
-        "Sec-WebSocket-Key:\r\n",                             /* empty */
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",    /* twice */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n",   /* 23 chars */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ===\r\n", /* 25 chars */
+        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n",      /* 15 bytes */
+        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAA\r\n",  /* 18 bytes */
+        "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=\r\n",   /* 17 bytes, no pad */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n",    /* no padding */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j*Q==\r\n",  /* bad character */
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ===\r\n",  /* pad too early */
+        "Sec-WebSocket-Key: dGhlIHNhbXBs ZSBub25jZQ==\r\n", /* inner space */
+        "Sec-WebSocket-Key:\r\n",                           /* empty */
+        ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), /* twice */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cx_ws_request_t req;
@@ -603,10 +601,10 @@ static void test_hs_key(void)
     }
     /* OWS around the key is not part of it. */
     cx_ws_request_t req;
-    CHECK_INT_EQ(parse_str(&req,
-                           edit(req_curl, k, "Sec-WebSocket-Key: \t dGhlIHNhbXBsZSBub25jZQ==\t\r\n"),
-                           CX_WS_REQUEST_MAX_DEFAULT, 0),
-                 CX_OK);
+    CHECK_INT_EQ(
+        parse_str(&req, edit(req_curl, k, "Sec-WebSocket-Key: \t dGhlIHNhbXBsZSBub25jZQ==\t\r\n"),
+                  CX_WS_REQUEST_MAX_DEFAULT, 0),
+        CX_OK);
     CHECK_STR_EQ(req.key, "dGhlIHNhbXBsZSBub25jZQ==");
 }
 
@@ -632,8 +630,8 @@ static void test_hs_subprotocol(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         for (unsigned fl = 0; fl < 2; fl++) {
             cx_ws_request_t req;
-            int rc = parse_str(&req, edit(req_curl, p, cases[i].line),
-                               CX_WS_REQUEST_MAX_DEFAULT, fl ? CX_WS_ALLOW_NO_SUBPROTOCOL : 0);
+            int rc = parse_str(&req, edit(req_curl, p, cases[i].line), CX_WS_REQUEST_MAX_DEFAULT,
+                               fl ? CX_WS_ALLOW_NO_SUBPROTOCOL : 0);
             if (cases[i].want) {
                 if (rc != CX_OK)
                     CX_FAIL_("case %zu: %s (%s)", i, cx_errname(rc), req.error);
@@ -682,28 +680,27 @@ static void test_hs_header_case_and_ows(void)
         CHECK_STR_EQ(req.subprotocol, "mqtt");
     }
     /* Lists: several Upgrade / Connection fields, tokens among others. */
-    EXPECT_HS(edit(req_curl, "Upgrade: websocket\r\n", "Upgrade: h2c\r\nUpgrade: websocket\r\n"),
-              0, CX_OK, 0, true);
+    EXPECT_HS(edit(req_curl, "Upgrade: websocket\r\n", "Upgrade: h2c\r\nUpgrade: websocket\r\n"), 0,
+              CX_OK, 0, true);
     EXPECT_HS(edit(req_curl, "Connection: Upgrade\r\n",
                    "Connection: keep-alive\r\nConnection: Upgrade\r\n"),
               0, CX_OK, 0, true);
     /* Tokens are whole list elements, not substrings. */
-    EXPECT_HS(edit(req_curl, "Connection: Upgrade\r\n", "Connection: Upgraded\r\n"), 0,
-              CX_EPROTO, 400, true);
-    EXPECT_HS(edit(req_curl, "Upgrade: websocket\r\n", "Upgrade: websockets\r\n"), 0,
-              CX_EPROTO, 400, false);
-    EXPECT_HS(edit(req_curl, "Upgrade: websocket\r\n", "Upgrade: websocket/13\r\n"), 0,
-              CX_EPROTO, 400, false);
+    EXPECT_HS(edit(req_curl, "Connection: Upgrade\r\n", "Connection: Upgraded\r\n"), 0, CX_EPROTO,
+              400, true);
+    EXPECT_HS(edit(req_curl, "Upgrade: websocket\r\n", "Upgrade: websockets\r\n"), 0, CX_EPROTO,
+              400, false);
+    EXPECT_HS(edit(req_curl, "Upgrade: websocket\r\n", "Upgrade: websocket/13\r\n"), 0, CX_EPROTO,
+              400, false);
 }
 
 static void test_hs_not_websocket(void)
 {
     /* A plain HTTP GET: the caller answers 400 (or serves it some other way). */
     EXPECT_HS("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, CX_EPROTO, 400, false);
-    EXPECT_HS("GET /index.html HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", 0,
-              CX_EPROTO, 400, false);
-    EXPECT_HS("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 0, CX_EPROTO, 400,
-              false);
+    EXPECT_HS("GET /index.html HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", 0, CX_EPROTO,
+              400, false);
+    EXPECT_HS("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 0, CX_EPROTO, 400, false);
     /* Upgrades with the wrong method or HTTP version. */
     EXPECT_HS(edit(req_curl, "GET ", "POST "), 0, CX_EPROTO, 400, true);
     EXPECT_HS(edit(req_curl, "GET ", "get "), 0, CX_EPROTO, 400, true);
@@ -731,17 +728,17 @@ static void test_hs_syntax(void)
         {"GET /mqtt HTTP/1.1\r\n", "GET mqtt HTTP/1.1\r\n"},
         {"GET /mqtt HTTP/1.1\r\n", "GET ftp://a/mqtt HTTP/1.1\r\n"},
         {"GET /mqtt HTTP/1.1\r\n", "GET /mq\x80tt HTTP/1.1\r\n"},
-        {"Accept: */*\r\n", "Accept : */*\r\n"},      /* space before the colon */
+        {"Accept: */*\r\n", "Accept : */*\r\n"}, /* space before the colon */
         {"Accept: */*\r\n", "Accept\t: */*\r\n"},
         {"Accept: */*\r\n", "Accept */*\r\n"},        /* no colon */
         {"Accept: */*\r\n", ": */*\r\n"},             /* no name */
         {"Accept: */*\r\n", "Acc(ept: */*\r\n"},      /* not a token */
         {"Accept: */*\r\n", "Accept: */*\r\n x\r\n"}, /* obsolete folding */
         {"Accept: */*\r\n", "Accept: */*\r\n\tx\r\n"},
-        {"Accept: */*\r\n", "Accept: */*\n"},         /* bare LF */
-        {"Accept: */*\r\n", "Accept: */*\r\r\n"},     /* CR without LF */
+        {"Accept: */*\r\n", "Accept: */*\n"},     /* bare LF */
+        {"Accept: */*\r\n", "Accept: */*\r\r\n"}, /* CR without LF */
         {"Accept: */*\r\n", "Accept: *\r/*\r\n"},
-        {"Accept: */*\r\n", "Accept: *\x01/*\r\n"},   /* control character */
+        {"Accept: */*\r\n", "Accept: *\x01/*\r\n"}, /* control character */
         {"Accept: */*\r\n", "Accept: *\x7f/*\r\n"},
         {"Accept: */*\r\n", "Content-Length: 5\r\n"}, /* a body */
         {"Accept: */*\r\n", "Transfer-Encoding: chunked\r\n"},
@@ -770,6 +767,14 @@ static void test_hs_syntax(void)
     static const uint8_t nul[] = {'G', 'E', 'T', 0};
     cx_ws_request_init(&req);
     CHECK_INT_EQ(cx_ws_request_parse(&req, keep(nul, 4), 4, 8192, 0), CX_EPROTO);
+    /* A bare CR or LF fails as soon as it is seen, not when the head is complete. */
+    const char *early[] = {"GET /mqtt HTTP/1.1\rX", "GET /mqtt HTTP/1.1\n", "\n"};
+    for (size_t i = 0; i < 3; i++) {
+        cx_ws_request_init(&req);
+        size_t n = strlen(early[i]);
+        CHECK_INT_EQ(cx_ws_request_parse(&req, keep(early[i], n), n, 8192, 0), CX_EPROTO);
+        CHECK_INT_EQ(req.status, 400);
+    }
 }
 
 static void test_hs_absolute_target(void)
@@ -991,7 +996,10 @@ static void test_frame_ping_inside_fragments(void)
     add_frame(&s, 0x00, "", 0);
     add_frame(&s, 0x80, "ghi", 3);
     add_frame(&s, 0x82, "one", 3);
-    add_frame(&s, 0x88, "\x03\xe8" "bye", 5);
+    add_frame(&s, 0x88,
+              "\x03\xe8"
+              "bye",
+              5);
     log_t lg;
     run(&s, 0, CX_WS_RX_BINARY_ONLY, 1 << 20, 1 << 20, &lg);
     CHECK_INT_EQ(lg.rc, CX_EAGAIN);
@@ -1024,7 +1032,7 @@ static void test_frame_feeds_equal(void)
     add_mk(&s, 0x02, (const uint8_t *)"\0\0\0\0", LEN_64, big, 300);
     add_mk(&s, 0x80, (const uint8_t *)"\xff\x01\x80\x7f", LEN_MIN, big + 5, 9);
     add_frame(&s, 0x81, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15);
-    add_frame(&s, 0x01, "\xe2", 1);        /* a character split across fragments */
+    add_frame(&s, 0x01, "\xe2", 1); /* a character split across fragments */
     add_frame(&s, 0x89, "", 0);
     add_frame(&s, 0x00, "\x82", 1);
     add_frame(&s, 0x80, "\xac!", 2);
@@ -1325,11 +1333,17 @@ static void test_frame_close_payload(void)
     }
     /* Reason: valid UTF-8 is returned, anything else is 1007. */
     rx_default(&rx, 0);
-    p = frame(0x88, "\x0f\xa0" "caf\xc3\xa9", 7, &n);
+    p = frame(0x88,
+              "\x0f\xa0"
+              "caf\xc3\xa9",
+              7, &n);
     CHECK_INT_EQ(cx_ws_decode(&rx, p, n, &f, NULL, NULL), CX_OK);
     CHECK_INT_EQ(f.close_code, 4000);
     CHECK_SLICE_EQ(f.close_reason, "caf\xc3\xa9");
-    p = frame(0x88, "\x03\xe8" "caf\xc3", 6, &n);
+    p = frame(0x88,
+              "\x03\xe8"
+              "caf\xc3",
+              6, &n);
     EXPECT_FAIL(p, n, 0, CX_EPROTO, 1007);
     p = frame(0x88, "\x03\xe8\xed\xa0\x80", 5, &n);
     EXPECT_FAIL(p, n, 0, CX_EPROTO, 1007);
@@ -1347,8 +1361,8 @@ static void test_frame_close_payload(void)
 static void test_frame_text_utf8(void)
 {
     size_t n;
-    const char *bad[] = {"\xc0\x80", "\xff", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80",
-                         "a\xe2\x82"};
+    const char *bad[] = {"\xc0\x80",         "\xff", "\xed\xa0\x80",
+                         "\xf4\x90\x80\x80", "\x80", "a\xe2\x82"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint8_t *p = frame(0x81, bad[i], strlen(bad[i]), &n);
         EXPECT_FAIL(p, n, 0, CX_EPROTO, 1007);
@@ -1383,28 +1397,28 @@ static void test_utf8_validator(void)
         {"", 0, true},
         {"plain ascii", 11, true},
         {"\x00", 1, true},
-        {"\xc2\x80", 2, true},            /* U+0080 */
-        {"\xdf\xbf", 2, true},            /* U+07FF */
-        {"\xe0\xa0\x80", 3, true},        /* U+0800 */
-        {"\xed\x9f\xbf", 3, true},        /* U+D7FF */
-        {"\xee\x80\x80", 3, true},        /* U+E000 */
-        {"\xef\xbf\xbf", 3, true},        /* U+FFFF */
-        {"\xf0\x90\x80\x80", 4, true},    /* U+10000 */
-        {"\xf4\x8f\xbf\xbf", 4, true},    /* U+10FFFF */
-        {"\xc0\xaf", 2, false},           /* overlong '/' */
+        {"\xc2\x80", 2, true},         /* U+0080 */
+        {"\xdf\xbf", 2, true},         /* U+07FF */
+        {"\xe0\xa0\x80", 3, true},     /* U+0800 */
+        {"\xed\x9f\xbf", 3, true},     /* U+D7FF */
+        {"\xee\x80\x80", 3, true},     /* U+E000 */
+        {"\xef\xbf\xbf", 3, true},     /* U+FFFF */
+        {"\xf0\x90\x80\x80", 4, true}, /* U+10000 */
+        {"\xf4\x8f\xbf\xbf", 4, true}, /* U+10FFFF */
+        {"\xc0\xaf", 2, false},        /* overlong '/' */
         {"\xc1\xbf", 2, false},
-        {"\xe0\x9f\xbf", 3, false},       /* overlong */
-        {"\xf0\x8f\xbf\xbf", 4, false},   /* overlong */
-        {"\xed\xa0\x80", 3, false},       /* surrogate D800 */
-        {"\xed\xbf\xbf", 3, false},       /* surrogate DFFF */
-        {"\xf4\x90\x80\x80", 4, false},   /* U+110000 */
+        {"\xe0\x9f\xbf", 3, false},     /* overlong */
+        {"\xf0\x8f\xbf\xbf", 4, false}, /* overlong */
+        {"\xed\xa0\x80", 3, false},     /* surrogate D800 */
+        {"\xed\xbf\xbf", 3, false},     /* surrogate DFFF */
+        {"\xf4\x90\x80\x80", 4, false}, /* U+110000 */
         {"\xf5\x80\x80\x80", 4, false},
         {"\xf8\x88\x80\x80\x80", 5, false},
         {"\xfe", 1, false},
         {"\x80", 1, false},
-        {"\xc2", 1, false},               /* truncated */
+        {"\xc2", 1, false}, /* truncated */
         {"\xe2\x82", 2, false},
-        {"\xc2\x41", 2, false},           /* lead without continuation */
+        {"\xc2\x41", 2, false}, /* lead without continuation */
         {"\xe2\x28\xa1", 3, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -1497,7 +1511,10 @@ static void test_encode_close(void)
     cx_buf_t out;
     cx_buf_init(&out, 0);
     CHECK_INT_EQ(cx_ws_close_encode(&out, 1000, "bye"), CX_OK);
-    CHECK_MEM_EQ(cx_buf_head(&out), cx_buf_used(&out), "\x88\x05\x03\xe8" "bye", 7);
+    CHECK_MEM_EQ(cx_buf_head(&out), cx_buf_used(&out),
+                 "\x88\x05\x03\xe8"
+                 "bye",
+                 7);
     cx_buf_reset(&out);
     CHECK_INT_EQ(cx_ws_close_encode(&out, 0, "ignored"), CX_OK);
     CHECK_MEM_EQ(cx_buf_head(&out), cx_buf_used(&out), "\x88\x00", 2);
@@ -1621,6 +1638,8 @@ static void test_mutation_loop(void)
     stream_free(&s);
 }
 
+/* One test per line. */
+/* clang-format off */
 CX_TEST_MAIN(
     CX_TEST(rfc_accept_key),
     CX_TEST(rfc_hello_decoder),
@@ -1663,3 +1682,4 @@ CX_TEST_MAIN(
     CX_TEST(encode_decode_agree),
     CX_TEST(mutation_loop),
 )
+/* clang-format on */
