@@ -154,7 +154,7 @@ static bool pick_proto(cx_str_t e, void *ud)
     return *chosen != NULL;
 }
 
-static int hs_field(cx_ws_request_t *req, hs_fields_t *h, cx_str_t name, cx_str_t value)
+static void hs_field(hs_fields_t *h, cx_str_t name, cx_str_t value)
 {
     if (str_ieq(name, "host")) {
         h->host_n++;
@@ -183,7 +183,6 @@ static int hs_field(cx_ws_request_t *req, hs_fields_t *h, cx_str_t name, cx_str_
     } else if (str_ieq(name, "transfer-encoding")) {
         h->has_body = true;
     }
-    return CX_OK;
 }
 
 /* request-target: origin-form ("/path?query") or absolute-form ("http://host/path"). */
@@ -258,9 +257,7 @@ static int hs_parse(cx_ws_request_t *req, const uint8_t *buf, size_t n, unsigned
         size_t v0 = ++k;
         while (buf[k] != '\r')
             k++;
-        int rc = hs_field(req, &h, name, trim_ows((cx_str_t){buf + v0, k - v0}));
-        if (rc)
-            return rc;
+        hs_field(&h, name, trim_ows((cx_str_t){buf + v0, k - v0}));
         i = k + 2;
     }
 

@@ -194,12 +194,15 @@ typedef struct cx_ws_error {
  *               place. A piece may have len 0 (a streamed frame whose payload has not
  *               arrived yet, or an empty frame).
  *   CX_EAGAIN   *need = how many more bytes are needed at least: to complete the header, a
- *               control frame, or (whole-frame mode) the frame.
+ *               control frame, or (whole-frame mode) the frame. In streaming mode, inside a
+ *               frame's payload, it is the bytes left in that frame, any of which makes
+ *               progress.
  *   CX_EPROTO   a protocol error; err->close_code is 1002, 1003 (text refused by policy) or
  *               1007 (bad UTF-8).
  *   CX_ETOOBIG  a frame or message over the limits; err->close_code is 1009.
  *   CX_ECLOSED  input after the peer's close frame.
- * buf is written to only inside the payload of the returned frame. `need` and `err` may be
+ * buf is written to only inside the payload of the frame being decoded (after an error too:
+ * a close reason or text that fails UTF-8 has been unmasked). `need` and `err` may be
  * NULL. Receivers do not require minimal length encodings (RFC 6455 §5.2 asks it of
  * senders), so non-minimal 16/64-bit lengths are accepted. */
 int cx_ws_decode(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *f, size_t *need,
@@ -225,7 +228,8 @@ size_t cx_ws_header_encode(uint8_t out[CX_WS_SERVER_HEADER_MAX], uint8_t opcode,
                            uint64_t len);
 
 /* Appends a whole unfragmented frame (header + payload) to out, all or nothing.
- * Control frames (close, ping, pong) must have len <= 125 (else CX_EINVAL).
+ * Control frames (close, ping, pong) must have len <= 125 (else CX_EINVAL). payload must
+ * not point into out (the buffer may move when it grows).
  * Returns CX_OK, CX_EINVAL, or CX_ENOMEM / CX_ETOOBIG from the buffer. */
 int cx_ws_frame_encode(cx_buf_t *out, uint8_t opcode, const void *payload, size_t len);
 
