@@ -299,6 +299,9 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGRTMIN);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A store file that reaches RLIMIT_FSIZE must fail its write (EFBIG), which the store
+     * handles, instead of killing the broker. */
+    signal(SIGXFSZ, SIG_IGN);
 
     char err[1024] = "";
     cx_broker_t *b = cx_broker_new(cfg, err, sizeof err);

@@ -13,6 +13,7 @@
  * garbage, ignored by restore and dropped by the next snapshot. */
 #include "persist.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <string.h>
@@ -359,7 +360,12 @@ void cx_persist_qos2_in(cx_session_t *s, uint16_t pid, bool released)
 bool cx_persist_accepting(cx_worker_t *w)
 {
     cx_persist_t *p = w->broker->persist;
-    return !p || !p->always || cx_store_status(p->store) == CX_OK;
+    if (!p || !p->always)
+        return true;
+    int st = cx_store_status(p->store);
+    if (st != CX_OK)
+        store_failed(p, st);
+    return st == CX_OK;
 }
 
 void cx_persist_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc)
@@ -661,6 +667,9 @@ void cx_persist_maintain(cx_broker_t *b)
     cx_persist_t *p = b->persist;
     if (!p || !p->store)
         return;
+    int st = cx_store_status(p->store);
+    if (st != CX_OK)
+        store_failed(p, st); /* the writer failed between two appends: say it once */
     if (cx_store_snapshot_due(p->store, (int64_t)cx_time_mono_ms()))
         cx_broker_parked(b, snapshot_parked, NULL);
 }
@@ -783,9 +792,17 @@ int cx_persist_open(cx_broker_t *b, char *err, size_t errlen)
                          "was left untouched. Move it away or set persistence_file to another "
                          "name.",
                          p->path);
+            else if (rc == CX_EFORMAT)
+                snprintf(err, errlen,
+                         "persistence: %s is not a culex store; it was left untouched. Move it "
+                         "away or set persistence_file to another name.",
+                         p->path);
             else
-                snprintf(err, errlen, "persistence: cannot open %s: %s", p->path,
-                         cx_strerror(rc));
+                snprintf(err, errlen, "persistence: cannot open %s: %s%s%s%s", p->path,
+                         cx_strerror(rc), rc == -EACCES ? " (culex runs as user '" : "",
+                         rc == -EACCES ? cfg->user : "",
+                         rc == -EACCES ? "' once started: that user needs to write there)"
+                                       : "");
             goto fail;
         }
         p->always = so.sync == CX_STORE_SYNC_ALWAYS;
