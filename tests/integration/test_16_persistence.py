@@ -12,8 +12,8 @@ import unittest
 
 from harness import (
     P_CONTENT_TYPE, P_MESSAGE_EXPIRY, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID, P_USER_PROPERTY,
-    PUBCOMP, PUBLISH, PUBREC, PUBREL, BrokerTest, Paho, build_ack, build_publish, culex_only,
-    unique,
+    PUBCOMP, PUBLISH, PUBREC, PUBREL, BROKER, BrokerTest, Paho, build_ack, build_publish,
+    culex_only, unique,
 )
 
 STORE = "culex.db"
@@ -491,6 +491,41 @@ class DiskFull(PersistBase):
         self.assertTrue(b.wait_output("cannot write", timeout=5), b.output())
         p.publish(t + "/after", b"ok", qos=1)
         self.assertEqual(r.recv_publish().payload, b"ok")
+
+
+FIXTURES = os.environ.get("CULEX_TEST_FIXTURES") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(BROKER))), "tests", "fixtures")
+
+
+@culex_only("culex's plugin ABI")
+class PluginStore(PersistBase):
+    """A third-party store (tests/plugins/fixtures/store_fixture.c) replaces culex's own:
+    it gets every record through CULEX_EV_PERSIST and hands them back at start-up."""
+
+    def test_plugin_store_restores(self):
+        b = self.start_broker(start=False)
+        b.lines = ["plugin %s" % os.path.join(FIXTURES, "store_fixture.so"),
+                   "plugin_opt_store_file %s" % b.path("plugin.store")]
+        b.start()
+        t, cid = unique("ps"), unique("ps-sess")
+        s = self.raw_connected(b, cid, 5, clean=True, props=[(P_SESSION_EXPIRY, 600)])
+        s.subscribe(t + "/q", qos=1, sub_id=3)
+        s.disconnect()
+        p = self.raw_connected(b, unique("p"), 4)
+        p.publish(t + "/r", b"kept", qos=1, retain=True)
+        p.publish(t + "/q", b"queued", qos=1)
+        p.disconnect()
+        self.restart(b, kill=True)
+        self.assertIn("store_fixture restored", b.output())
+        self.assertFalse(os.path.exists(b.path(STORE)))
+        s = self.raw(b, 5)
+        self.assertTrue(s.connect(cid, clean=False, props=[(P_SESSION_EXPIRY, 600)])
+                        .session_present)
+        m = s.recv_publish()
+        self.assertEqual((m.payload, m.props.get(P_SUBSCRIPTION_ID)), (b"queued", 3))
+        r = self.raw_connected(b, unique("r"), 4)
+        r.subscribe(t + "/r", qos=1)
+        self.assertEqual(r.recv_publish().payload, b"kept")
 
 
 if __name__ == "__main__":
