@@ -29,6 +29,9 @@
 #include "util/log.h"
 #include "util/time.h"
 
+/* A store whose directory is missing at start is looked for again this often. */
+#define OPEN_RETRY_MS 5000
+
 /* An acknowledgement held until the records before it are durable. */
 typedef struct cx_held_ack {
     cx_client_t *cl; /* NULL once the client went away */
@@ -362,8 +365,8 @@ bool cx_persist_accepting(cx_worker_t *w)
     cx_persist_t *p = w->broker->persist;
     if (!p || !p->always)
         return true;
-    int st = cx_store_status(p->store);
-    if (st != CX_OK)
+    int st = p->store ? cx_store_status(p->store) : CX_EIO;
+    if (st != CX_OK && p->store)
         store_failed(p, st);
     return st == CX_OK;
 }
@@ -372,7 +375,7 @@ void cx_persist_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc
 {
     cx_worker_t *w = cl->worker;
     cx_persist_t *p = w->broker->persist;
-    if (!p || !p->always ||
+    if (!p || !p->always || !p->store ||
         (cl->nheld == 0 && w->persist_seq <= cx_store_durable(p->store))) {
         cx_client_send_ack(cl, type, pid, rc);
         return;
@@ -422,7 +425,7 @@ void cx_persist_on_durable(cx_worker_t *w)
 {
     atomic_store(&w->durable_posted, false);
     cx_persist_t *p = w->broker->persist;
-    while (w->held_len) {
+    while (w->held_len && p->store) {
         uint64_t durable = cx_store_durable(p->store);
         while (w->held_len && w->held[w->held_head].seq <= durable)
             release_front(w, false);
@@ -440,7 +443,7 @@ void cx_persist_on_durable(cx_worker_t *w)
 void cx_persist_tick(cx_worker_t *w)
 {
     cx_persist_t *p = w->broker->persist;
-    if (!p || !p->always || !w->held_len || cx_store_status(p->store) == CX_OK)
+    if (!p || !p->always || !w->held_len || (p->store && cx_store_status(p->store) == CX_OK))
         return;
     while (w->held_len)
         release_front(w, true);
@@ -662,9 +665,48 @@ void cx_persist_save(cx_broker_t *b)
     cx_broker_parked(b, snapshot_parked, NULL);
 }
 
+static int count_records(void *ud, uint8_t kind, bool del, cx_str_t key, cx_str_t val)
+{
+    (void)kind, (void)del, (void)key, (void)val;
+    (*(size_t *)ud)++;
+    return CX_OK;
+}
+
+/* With the workers parked: the store's directory may exist now. */
+static int retry_open(cx_broker_t *b, void *ud)
+{
+    (void)ud;
+    cx_persist_t *p = b->persist;
+    size_t found = 0;
+    int rc = CX_OK;
+    cx_store_t *s = cx_store_open(&p->opts, count_records, &found, NULL, &rc);
+    if (!s)
+        return rc;
+    if (found) {
+        /* Someone else put a store there meanwhile: not ours to overwrite. */
+        cx_store_close(s);
+        cx_log(CX_LOG_ERR, "persistence: %s appeared with %zu records while culex was "
+                           "running; it is left alone. Restart culex to load it.", p->path, found);
+        p->open_retry = false;
+        return CX_EEXIST;
+    }
+    p->store = s;
+    p->open_retry = false;
+    cx_log(CX_LOG_NOTICE, "persistence: %s is open; the state is durable from now on.", p->path);
+    return snapshot(p);
+}
+
 void cx_persist_maintain(cx_broker_t *b)
 {
     cx_persist_t *p = b->persist;
+    if (p && p->open_retry) {
+        int64_t now = (int64_t)cx_time_mono_ms();
+        if (now - p->last_open_try_ms >= OPEN_RETRY_MS) {
+            p->last_open_try_ms = now;
+            cx_broker_parked(b, retry_open, NULL);
+        }
+        return;
+    }
     if (!p || !p->store)
         return;
     int st = cx_store_status(p->store);
@@ -784,8 +826,20 @@ int cx_persist_open(cx_broker_t *b, char *err, size_t errlen)
                               .autosave_on_changes = cfg->autosave_on_changes,
                               .on_durable = on_durable,
                               .ud = b};
+        p->opts = so;
+        p->always = so.sync == CX_STORE_SYNC_ALWAYS;
         p->store = cx_store_open(&so, replay_cb, r, &rec, &rc);
-        if (!p->store) {
+        if (!p->store && rc == -ENOENT) {
+            /* Mosquitto starts without its directory (and fails at its first save): so do
+             * we, loudly, and open the store as soon as the directory appears. */
+            cx_log(CX_LOG_ERR,
+                   "persistence: the directory of %s does not exist. Serving from memory; "
+                   "nothing is durable until it exists (checked every 5 s)%s.",
+                   p->path,
+                   p->always ? "; QoS 1 and 2 PUBLISH are refused meanwhile" : "");
+            p->open_retry = true;
+            p->last_open_try_ms = t0;
+        } else if (!p->store) {
             if (rec.mosquitto_db)
                 snprintf(err, errlen,
                          "persistence: %s is a Mosquitto database, which culex cannot read; it "
@@ -805,7 +859,6 @@ int cx_persist_open(cx_broker_t *b, char *err, size_t errlen)
                                        : "");
             goto fail;
         }
-        p->always = so.sync == CX_STORE_SYNC_ALWAYS;
     }
     cx_prestore_stats_t st;
     rc = cx_prestore_finish(r, &st);

@@ -18,6 +18,11 @@ struct cx_persist {
     char *path;
     bool plugin_events;    /* some plugin hooks CULEX_EV_PERSIST */
     bool always;           /* persistence_sync always: acknowledgements wait */
+    /* The store's directory did not exist at start (Mosquitto starts anyway): opening is
+     * retried by cx_persist_maintain, with these options. */
+    bool open_retry;
+    cx_store_opts_t opts;
+    int64_t last_open_try_ms;
     atomic_bool frozen;    /* shutting down: nothing more is recorded */
     atomic_bool failed_logged;
     /* Retained messages: the in-memory set and its record are one step, so that two

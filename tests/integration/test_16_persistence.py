@@ -386,6 +386,25 @@ class DamagedOrForeignStore(PersistBase):
         self.assertGreaterEqual(len(got), 19)
         self.assertFalse([n for n in os.listdir(b.tmpdir) if ".corrupt-" in n])
 
+    def test_missing_directory_starts_and_opens_later(self):
+        """Mosquitto starts when persistence_location does not exist; so does culex, says
+        so, serves from memory, and opens the store once the directory appears."""
+        b = self.start_broker(start=False)
+        where = b.path("later")
+        b.lines = persist_lines("batch", ["persistence_location %s/" % where])
+        b.start()
+        self.assertIn("does not exist", b.output())
+        t = unique("late")
+        p = self.raw_connected(b, unique("p"), 4)
+        p.publish(t, b"before", qos=1, retain=True)
+        os.mkdir(where)
+        os.chmod(where, 0o777)
+        self.assertTrue(b.wait_output("is open", timeout=8), b.output())
+        self.restart(b, kill=True)
+        r = self.raw_connected(b, unique("r"), 4)
+        r.subscribe(t, qos=1)
+        self.assertEqual(r.recv_publish().payload, b"before")
+
     def test_foreign_file_refused_untouched(self):
         b = self.start_broker(start=False)
         foreign = b.path("data.db")
