@@ -148,11 +148,15 @@ const char *cx_conf_set_plugin_load(cx_conf_ctx_t *ctx, const cx_conf_directive_
                                     void *slot, const cx_conf_args_t *a)
 {
     cx_config_t *cfg = ctx->cfg;
+    /* argc first: `plugin_load # x` has a non-empty rest but no token (a word starting
+     * with '#' ends them), and argv[0] is then NULL. */
+    if (a->argc < 2)
+        return "missing plugin path: `plugin_load NAME PATH`";
     const char *name = a->argv[0];
     const char *path = a->rest + strlen(name); /* rest starts with the first token */
     while (*path == ' ' || *path == '\t')
         path++;
-    if (a->argc < 2 || !*path)
+    if (!*path)
         return "missing plugin path: `plugin_load NAME PATH`";
     if (!cx_conf_utf8_valid(a->rest))
         return "value is not valid UTF-8";

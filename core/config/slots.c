@@ -448,6 +448,10 @@ const char *cx_conf_set_log_dest(cx_conf_ctx_t *ctx, const cx_conf_directive_t *
     cx_config_t *cfg = ctx->cfg;
     const char *v = a->argv[0];
     unsigned bit = 0;
+    /* The parser only checks that the rest of the line is not empty; a first word that
+     * starts with '#' ends the tokens, so `log_dest # file` has no value at all. */
+    if (!v)
+        return "missing value";
     if (!ctx->log_dest_set) {
         cfg->log_dest = 0;
         ctx->log_dest_set = true;
