@@ -106,11 +106,13 @@ for t in $targets; do
     log=$logs/$t.log
     echo "== fuzzing $t for ${secs}s ($seeds seeds, -max_len=$(max_len "$t"))"
     rc=0
+    start=$(date +%s)
     # The corpus directory comes first: new inputs go there, never into tests/fuzz/corpus.
     # shellcheck disable=SC2086
     timeout -k 10 $((secs + 120)) "$bin" -max_total_time="$secs" -max_len="$(max_len "$t")" \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/" $dict "$work/corpus" >"$log" 2>&1 || rc=$?
+    ran=$(($(date +%s) - start))
     last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
@@ -118,8 +120,8 @@ for t in $targets; do
     cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
     corp=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p')
-    line=$(printf '%-14s %5ss  execs %-10s exec/s %-7s cov %-6s ft %-6s corp %-12s rss %sMB rc %s' \
-        "$t" "$secs" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" \
+    line=$(printf '%-14s ran %4ss  execs %-10s exec/s %-7s cov %-6s ft %-6s corp %-12s rss %sMB rc %s' \
+        "$t" "$ran" "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" \
         "${rss:-?}" "$rc")
     echo "$line" | tee -a "$summary"
 
