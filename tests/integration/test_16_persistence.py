@@ -6,6 +6,7 @@ Each test runs one broker twice (or more) on the same directory: `persistence tr
 
 import os
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -458,8 +459,9 @@ class DiskFull(PersistBase):
         b.start()
         return b
 
-    def test_always_refuses_when_full_and_keeps_older_data(self):
-        b = self.start_limited("always", 64 * 1024)
+    def fill_until_refused(self, b):
+        """`always`: QoS 1 to an offline persistent subscriber until the store refuses;
+        then a restart without the limit delivers every acknowledged message."""
         t = unique("full/")
         cid = unique("sink")
         s = self.raw_connected(b, cid, 4, clean=False)
@@ -467,7 +469,7 @@ class DiskFull(PersistBase):
         s.disconnect()
         p = self.raw_connected(b, unique("p"), 5)
         acked, refused = [], 0
-        for i in range(400):
+        for i in range(2000):
             ack = p.publish(t, b"%04d" % i + b"x" * 400, qos=1)
             if ack.rc == 0 or ack.rc == 0x10:
                 acked.append(b"%04d" % i)
@@ -483,11 +485,9 @@ class DiskFull(PersistBase):
         q.subscribe(t + "/zero", qos=0)
         p.publish(t + "/zero", b"still", qos=0)
         self.assertEqual(q.recv_publish().payload, b"still")
-        # restart without the limit: every acknowledged message is there
-        b.stop()
-        del b.command             # back to the plain command line
-        b.returncode = None
-        b.start()
+        return cid, acked
+
+    def check_delivered(self, b, cid, acked):
         s = self.raw(b, 4)
         self.assertTrue(s.connect(cid, clean=False).session_present)
         seen = []
@@ -497,6 +497,33 @@ class DiskFull(PersistBase):
             except AssertionError:
                 break
         self.assertEqual(set(acked) - set(seen), set())
+
+    def test_always_refuses_when_full_and_keeps_older_data(self):
+        """RLIMIT_FSIZE: writes past 64 KiB fail with EFBIG."""
+        b = self.start_limited("always", 64 * 1024)
+        cid, acked = self.fill_until_refused(b)
+        b.stop()
+        del b.command             # back to the plain command line
+        b.returncode = None
+        b.start()
+        self.check_delivered(b, cid, acked)
+
+    def test_always_on_a_full_tmpfs(self):
+        """A real ENOSPC: the store on a 256 KiB tmpfs (needs root and mount)."""
+        b = self.start_broker(start=False, workers=1)
+        where = b.path("small")
+        os.mkdir(where)
+        if os.geteuid() != 0 or subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs", where],
+                stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("cannot mount a tmpfs here")
+        self.addCleanup(subprocess.run, ["umount", "-l", where])
+        b.lines = persist_lines("always", ["persistence_location %s/" % where])
+        b.start()
+        cid, acked = self.fill_until_refused(b)
+        self.assertIn("No space left on device", b.output())
+        self.restart(b)            # on the same full file system
+        self.check_delivered(b, cid, acked)
 
     def test_batch_keeps_serving_when_full(self):
         b = self.start_limited("batch", 32 * 1024)
