@@ -107,6 +107,7 @@ struct cx_worker {
     uint64_t seconds;          /* whole seconds of ticks, for once-a-second work */
     struct cx_handover *handovers; /* connections leaving at the end of this turn */
     size_t nhandovers, handovers_cap;
+    struct cx_post_deliver **outbox; /* per target worker: deliveries routed this turn */
     /* persistence (persist.c) */
     uint64_t persist_seq;      /* last store sequence number this worker appended */
     struct cx_held_ack *held;  /* `always`: acknowledgements waiting for durability, FIFO */

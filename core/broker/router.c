@@ -121,52 +121,63 @@ static const uint32_t *target_ids(const cx_target_t *t)
     return t->nsub > 1 ? t->sub_ids : t->nsub ? &t->sub_id : NULL;
 }
 
+/* Appends one delivery to the batch this turn builds for worker wi. False when out of
+ * memory (the caller drops the delivery). */
+static bool outbox_add(cx_worker_t *w, size_t wi, cx_msg_t *msg, const cx_target_t *t)
+{
+    cx_post_deliver_t *p = w->outbox[wi];
+    if (!p || p->count == p->cap) {
+        size_t cap = p ? p->cap * 2 : 16;
+        cx_post_deliver_t *n = cx_realloc(p, sizeof *n + cap * sizeof(cx_delivery_t));
+        if (!n)
+            return false;
+        if (!p) {
+            n->base.kind = CX_POST_DELIVER;
+            n->count = 0;
+        }
+        n->cap = cap;
+        w->outbox[wi] = p = n;
+    }
+    p->items[p->count++] = (cx_delivery_t){cx_msg_ref(msg), *t};
+    return true;
+}
+
+void cx_worker_flush_outbox(cx_worker_t *w)
+{
+    cx_broker_t *b = w->broker;
+    for (size_t wi = 0; wi < b->nworkers; wi++) {
+        cx_post_deliver_t *p = w->outbox[wi];
+        if (!p)
+            continue;
+        w->outbox[wi] = NULL;
+        /* From here the other worker owns the batch and may free its sessions at once. */
+        cx_loop_post(b->workers[wi].loop, &p->base);
+    }
+}
+
 static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
 {
     size_t n = w->ntargets;
     if (!n)
         return;
-    cx_broker_t *b = w->broker;
-    size_t per_worker[64];
-    size_t nw = b->nworkers;
-    size_t *counts = nw <= 64 ? per_worker : cx_calloc(nw, sizeof *counts);
-    if (!counts)
-        counts = per_worker, nw = 64; /* cannot happen in practice: workers <= 64 by config */
-    memset(counts, 0, nw * sizeof *counts);
-    for (size_t i = 0; i < n; i++)
-        counts[w->targets[i].session->worker->index]++;
     /* Record QoS 1/2 deliveries to persistent sessions here, before anything is handed on,
      * so that the publisher's acknowledgement can wait for exactly these records. */
     if (cx_persist_on(w))
         for (size_t i = 0; i < n; i++)
             cx_persist_route(w, msg, &w->targets[i]);
 
-    /* Other workers: one batch each, carrying one message reference. */
-    for (size_t wi = 0; wi < nw; wi++) {
-        if (wi == w->index || !counts[wi])
+    /* Other workers: into this turn's batch for each (cx_worker_flush_outbox). */
+    for (size_t i = 0; i < n; i++) {
+        cx_target_t *t = &w->targets[i];
+        size_t wi = t->session->worker->index;
+        if (wi == w->index)
             continue;
-        cx_post_deliver_t *p = cx_malloc(sizeof *p + counts[wi] * sizeof(cx_target_t));
-        if (!p) {
+        if (!outbox_add(w, wi, msg, t)) {
             cx_log(CX_LOG_ERR, "Out of memory routing a message on %s.", msg->topic.p);
-            for (size_t i = 0; i < n; i++)
-                if (w->targets[i].session->worker->index == wi) {
-                    cx_free(w->targets[i].sub_ids);
-                    cx_session_unref(w->targets[i].session);
-                    w->targets[i].session = NULL;
-                }
-            continue;
+            cx_free(t->sub_ids);
+            cx_session_unref(t->session);
         }
-        p->base.kind = CX_POST_DELIVER;
-        p->msg = cx_msg_ref(msg);
-        p->count = 0;
-        for (size_t i = 0; i < n; i++)
-            if (w->targets[i].session && w->targets[i].session->worker->index == wi) {
-                p->items[p->count++] = w->targets[i];
-                /* The batch owns the reference now; the other worker may free the session
-                 * as soon as it is posted, so it must not be looked at here again. */
-                w->targets[i].session = NULL;
-            }
-        cx_loop_post(b->workers[wi].loop, &p->base);
+        t->session = NULL; /* owned by the batch now (or dropped) */
     }
     /* This worker: deliver now. */
     for (size_t i = 0; i < n; i++) {
@@ -178,8 +189,6 @@ static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
         cx_free(t->sub_ids);
         cx_session_unref(t->session);
     }
-    if (counts != per_worker)
-        cx_free(counts);
     w->ntargets = 0;
 }
 
@@ -215,14 +224,16 @@ bool cx_route_shared_redeliver(cx_worker_t *w, cx_session_t *leaving, cx_msg_t *
 
 void cx_route_deliver_post(cx_worker_t *w, cx_post_deliver_t *p)
 {
+    (void)w;
     for (size_t i = 0; i < p->count; i++) {
-        cx_target_t *t = &p->items[i];
-        cx_session_deliver(t->session, p->msg, t->qos, t->retain, t->share_hash,
+        cx_delivery_t *d = &p->items[i];
+        cx_target_t *t = &d->t;
+        cx_session_deliver(t->session, d->msg, t->qos, t->retain, t->share_hash,
                            target_ids(t), t->nsub, t->store_gen, t->store_order);
         cx_free(t->sub_ids);
         cx_session_unref(t->session);
+        cx_msg_unref(d->msg);
     }
-    cx_msg_unref(p->msg);
     cx_free(p);
 }
 

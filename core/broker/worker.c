@@ -118,6 +118,7 @@ static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
 static void before_sleep(cx_loop_t *loop, void *ud)
 {
     cx_worker_t *w = ud;
+    cx_worker_flush_outbox(w);
     /* Hand-overs first: a connection on its way out must not be touched by the flush. */
     for (size_t i = 0; i < w->nhandovers; i++) {
         cx_conn_t *c = w->handovers[i].conn;
@@ -257,6 +258,9 @@ int cx_worker_init(cx_worker_t *w, cx_broker_t *b, size_t index)
     if (!w->loop)
         return -errno;
     cx_loop_set_before_sleep(w->loop, before_sleep);
+    w->outbox = cx_calloc(b->nworkers, sizeof *w->outbox);
+    if (!w->outbox)
+        return CX_ENOMEM;
     cx_net_init(&w->net, w->loop, w);
     cx_list_init(&w->sessions);
     cx_list_init(&w->clients);
@@ -295,6 +299,17 @@ void cx_worker_destroy(cx_worker_t *w)
     cx_free(w->targets);
     cx_free(w->handovers);
     cx_persist_worker_free(w);
+    /* Deliveries routed in the last turn before the stop and never posted. */
+    for (size_t i = 0; w->outbox && i < w->broker->nworkers; i++) {
+        cx_post_deliver_t *p = w->outbox[i];
+        for (size_t k = 0; p && k < p->count; k++) {
+            cx_free(p->items[k].t.sub_ids);
+            cx_session_unref(p->items[k].t.session);
+            cx_msg_unref(p->items[k].msg);
+        }
+        cx_free(p);
+    }
+    cx_free(w->outbox);
     cx_arena_free(&w->arena);
     cx_loop_free(w->loop);
     w->loop = NULL;

@@ -31,11 +31,18 @@ typedef struct cx_post_conn {
     bool adopt;         /* handed over after CONNECT was read: re-run CONNECT here */
 } cx_post_conn_t;
 
+/* One delivery handed to another worker: the target and a reference on its message. */
+typedef struct cx_delivery {
+    cx_msg_t *msg;
+    cx_target_t t;
+} cx_delivery_t;
+
+/* Every delivery one worker routed to another during one loop turn, posted once before the
+ * routing worker sleeps: one wake-up per turn and target worker, not one per message. */
 typedef struct cx_post_deliver {
     cx_post_t base;
-    cx_msg_t *msg;         /* one reference for the batch */
-    size_t count;
-    cx_target_t items[];
+    size_t count, cap;
+    cx_delivery_t items[];
 } cx_post_deliver_t;
 
 /* A rendezvous: every worker parks in it while the main thread rewrites the live
@@ -52,6 +59,9 @@ typedef struct cx_post_pause {
     cx_post_t base;
     cx_pause_t *pause;
 } cx_post_pause_t;
+
+/* Posts the deliveries this turn routed to other workers (before sleeping). */
+void cx_worker_flush_outbox(cx_worker_t *w);
 
 int cx_worker_init(cx_worker_t *w, cx_broker_t *b, size_t index);
 int cx_worker_start(cx_worker_t *w);
