@@ -284,18 +284,26 @@ def main():
     ap.add_argument("--messages", type=int, default=100000)
     ap.add_argument("--retained", type=int, default=1000000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="culex workers (default 1: with 2 clients on 2 workers, whether they "
+                         "share one is a lottery that swamps the durability figures)")
     a = ap.parse_args()
     user = ["user root"] if os.geteuid() == 0 else []
+    culex_user = user + ["workers %d" % a.workers]
     persist = ["persistence true", "persistence_location @DIR@/"] + user
-    cases = [("culex", a.broker, "memory only", user),
-             ("culex", a.broker, "none", persist + ["persistence_sync none"]),
-             ("culex", a.broker, "batch (100 ms)", persist + ["persistence_sync batch"]),
-             ("culex", a.broker, "always", persist + ["persistence_sync always"])]
+    cases = [("culex", a.broker, "memory only", culex_user),
+             ("culex", a.broker, "none", persist + culex_user[len(user):] +
+              ["persistence_sync none"]),
+             ("culex", a.broker, "batch (100 ms)", persist + culex_user[len(user):] +
+              ["persistence_sync batch"]),
+             ("culex", a.broker, "always", persist + culex_user[len(user):] +
+              ["persistence_sync always"])]
     if os.path.exists(a.mosquitto):
         cases += [("mosquitto", a.mosquitto, "memory only", user),
                   ("mosquitto", a.mosquitto, "persistence true", persist)]
     print("QoS 1, %d messages of 64 bytes, 1 publisher (1000 in flight) -> 1 persistent "
-          "subscriber; median of %d runs" % (a.messages, a.runs))
+          "subscriber; median of %d runs; culex with %d worker(s)" % (a.messages, a.runs,
+                                                                      a.workers))
     print("%-10s %-18s %12s %8s" % ("broker", "durability", "msgs/s", "ratio"))
     base = None
     for kind, exe, name, lines in cases:
