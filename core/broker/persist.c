@@ -296,6 +296,19 @@ void cx_persist_route(cx_worker_t *w, cx_msg_t *msg, cx_target_t *t)
     t->store_order = q.order;
 }
 
+/* The QUEUE value of a queue entry as it stands. */
+static cx_prec_queue_t queue_rec_of(const cx_qentry_t *e)
+{
+    return (cx_prec_queue_t){.qos = e->qos,
+                             .retain = e->retain,
+                             .state = e->state,
+                             .packet_id = e->state == CX_QE_QUEUED ? 0 : e->packet_id,
+                             .order = e->store_order,
+                             .share_hash = e->share_hash,
+                             .nsub = e->nsub_ids,
+                             .sub_ids = e->sub_ids};
+}
+
 void cx_persist_entry(cx_session_t *s, cx_qentry_t *e)
 {
     cx_persist_t *p = s->worker->broker->persist;
@@ -311,14 +324,7 @@ void cx_persist_entry(cx_session_t *s, cx_qentry_t *e)
         return;
     }
     uint64_t id = msg_id(p, s->worker, e->msg, (int64_t)cx_loop_now(s->worker->loop));
-    cx_prec_queue_t q = {.qos = e->qos,
-                         .retain = e->retain,
-                         .state = e->state,
-                         .packet_id = e->state == CX_QE_QUEUED ? 0 : e->packet_id,
-                         .order = e->store_order,
-                         .share_hash = e->share_hash,
-                         .nsub = e->nsub_ids,
-                         .sub_ids = e->sub_ids};
+    cx_prec_queue_t q = queue_rec_of(e);
     put_queue_rec(p, &s->worker->persist_seq, gen, id, &q);
 }
 
@@ -555,14 +561,7 @@ static void snap_entry(snap_ctx_t *sc, cx_session_t *s, uint64_t gen, cx_qentry_
         e->store_gen = gen;
         e->store_order = next_id(&p->next_order);
     }
-    cx_prec_queue_t q = {.qos = e->qos,
-                         .retain = e->retain,
-                         .state = e->state,
-                         .packet_id = e->state == CX_QE_QUEUED ? 0 : e->packet_id,
-                         .order = e->store_order,
-                         .share_hash = e->share_hash,
-                         .nsub = e->nsub_ids,
-                         .sub_ids = e->sub_ids};
+    cx_prec_queue_t q = queue_rec_of(e);
     cx_prec_key_queue(&k, gen, id);
     cx_prec_queue(&v, &q);
     snap_put(sc, CX_REC_QUEUE, cx_penc_str(&k), &v);
