@@ -17,6 +17,22 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+/* Makes a private scratch directory $TMPDIR/cx-fuzz-<tag>-XXXXXX (TMPDIR defaults to /tmp)
+ * for the targets whose code under test takes a path. The targets remove it at exit, but a
+ * crashing input ends the process first; run.sh points TMPDIR into its own work directory
+ * so those leftovers go with it. Aborts when the directory cannot be made. */
+static inline void fz_scratch_dir(char *buf, size_t len, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    int n = snprintf(buf, len, "%s/cx-fuzz-%s-XXXXXX", tmp, tag);
+    if (n < 0 || (size_t)n >= len || !mkdtemp(buf)) {
+        fprintf(stderr, "fuzz: cannot make a scratch directory in %s\n", tmp);
+        abort();
+    }
+}
+
 #define FUZZ_CHECK(cond)                                                                  \
     do {                                                                                  \
         if (!(cond)) {                                                                    \

@@ -29,8 +29,8 @@
 #define MAX_USERS 2      /* taken from the input */
 #define MAX_WORD 64
 
-static char dir_path[64];
-static char file_path[96];
+static char dir_path[400];
+static char file_path[420];
 
 static void remove_scratch(void)
 {
@@ -42,11 +42,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir_path, sizeof dir_path, "/tmp/cx-fuzz-acl-XXXXXX");
-    if (!mkdtemp(dir_path)) {
-        fprintf(stderr, "fuzz_acl_file: mkdtemp: %s\n", strerror(errno));
-        abort();
-    }
+    fz_scratch_dir(dir_path, sizeof dir_path, "acl");
     snprintf(file_path, sizeof file_path, "%s/acl", dir_path);
     atexit(remove_scratch);
     return 0;

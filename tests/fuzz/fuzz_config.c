@@ -5,7 +5,7 @@
  * separator takes nothing away from what the main file can say.
  *
  * cx_config_load takes a path, so both parts are written to files in a private directory
- * made once per process (mkdtemp in /tmp, removed at exit) and rewritten for every input:
+ * made once per process (fz_scratch_dir, removed at exit) and rewritten for every input:
  *     DIR/main.conf
  *     DIR/inc/10-fuzz.conf
  * Every `include_dir VALUE` line is rewritten to name DIR/inc before the file is written,
@@ -35,10 +35,10 @@
 #include "util/err.h"
 #include "util/log.h"
 
-static char dir_path[64];
-static char main_path[96];
-static char inc_dir[96];
-static char inc_path[128];
+static char dir_path[400];
+static char main_path[420];
+static char inc_dir[420];
+static char inc_path[440];
 
 static void remove_scratch(void)
 {
@@ -52,11 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir_path, sizeof dir_path, "/tmp/cx-fuzz-config-XXXXXX");
-    if (!mkdtemp(dir_path)) {
-        fprintf(stderr, "fuzz_config: mkdtemp: %s\n", strerror(errno));
-        abort();
-    }
+    fz_scratch_dir(dir_path, sizeof dir_path, "config");
     snprintf(main_path, sizeof main_path, "%s/main.conf", dir_path);
     snprintf(inc_dir, sizeof inc_dir, "%s/inc", dir_path);
     snprintf(inc_path, sizeof inc_path, "%s/10-fuzz.conf", inc_dir);

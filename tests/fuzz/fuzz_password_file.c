@@ -37,8 +37,8 @@
 #define MAX_RAW_LINES 8  /* lines whose hash field is verified as written */
 #define MAX_TABLE_VERIFY 4
 
-static char dir_path[64];
-static char file_path[96];
+static char dir_path[400];
+static char file_path[420];
 
 static void remove_scratch(void)
 {
@@ -68,11 +68,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir_path, sizeof dir_path, "/tmp/cx-fuzz-passwd-XXXXXX");
-    if (!mkdtemp(dir_path)) {
-        fprintf(stderr, "fuzz_password_file: mkdtemp: %s\n", strerror(errno));
-        abort();
-    }
+    fz_scratch_dir(dir_path, sizeof dir_path, "passwd");
     snprintf(file_path, sizeof file_path, "%s/passwd", dir_path);
     atexit(remove_scratch);
     return 0;

@@ -98,7 +98,10 @@ for t in $targets; do
     bin=$build/tests/fuzz/fuzz_$t
     work=$build/fuzz-run/$t
     rm -rf "$work"
-    mkdir -p "$work/corpus" "$work/artifacts"
+    mkdir -p "$work/corpus" "$work/artifacts" "$work/tmp"
+    # The targets' scratch files (fz_scratch_dir): a crashing input skips their atexit
+    # clean-up, so keep them here rather than in /tmp.
+    export TMPDIR="$work/tmp"
     cp "$here/corpus/$t/"* "$work/corpus/"
     seeds=$(ls "$work/corpus" | wc -l)
     dict=
@@ -148,6 +151,7 @@ for t in $targets; do
         found=1
         echo "   $t exited with $rc and left no artefact: see $log"
     fi
+    rm -rf "$work/tmp"
 done
 
 echo "== summary (also in $summary)"
