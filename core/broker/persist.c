@@ -32,10 +32,13 @@
 /* A store whose directory is missing at start is looked for again this often. */
 #define OPEN_RETRY_MS 5000
 
-/* An acknowledgement held until the records before it are durable. */
+/* An acknowledgement held until the records before it are durable: a PUBACK, PUBREC or
+ * PUBCOMP by its fields, or a SUBACK/UNSUBACK as encoded bytes (type 0). */
 typedef struct cx_held_ack {
     cx_client_t *cl; /* NULL once the client went away */
     uint64_t seq;
+    uint8_t *pkt;
+    uint32_t pkt_len;
     uint16_t pid;
     uint8_t type;
     uint8_t rc;
@@ -377,21 +380,25 @@ bool cx_persist_accepting(cx_worker_t *w)
     return st == CX_OK;
 }
 
-void cx_persist_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc)
+/* True when an acknowledgement to cl must wait: `always`, and either something this worker
+ * recorded is not durable yet or an earlier acknowledgement to cl is still waiting. */
+static bool must_hold(cx_client_t *cl)
 {
     cx_worker_t *w = cl->worker;
     cx_persist_t *p = w->broker->persist;
-    if (!p || !p->always || !p->store ||
-        (cl->nheld == 0 && w->persist_seq <= cx_store_durable(p->store))) {
-        cx_client_send_ack(cl, type, pid, rc);
-        return;
-    }
+    return p && p->always && p->store &&
+           (cl->nheld || w->persist_seq > cx_store_durable(p->store));
+}
+
+static bool held_push(cx_client_t *cl, cx_held_ack_t h)
+{
+    cx_worker_t *w = cl->worker;
     if (w->held_len == w->held_cap) {
         size_t cap = w->held_cap ? w->held_cap * 2 : 64;
         cx_held_ack_t *n = cx_malloc(cap * sizeof *n);
         if (!n) {
             cx_client_fail_oom(cl);
-            return;
+            return false;
         }
         for (size_t i = 0; i < w->held_len; i++)
             n[i] = w->held[(w->held_head + i) % w->held_cap];
@@ -400,10 +407,51 @@ void cx_persist_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc
         w->held_head = 0;
         w->held_cap = cap;
     }
-    w->held[(w->held_head + w->held_len) % w->held_cap] =
-        (cx_held_ack_t){cl, w->persist_seq, pid, (uint8_t)type, rc};
+    h.cl = cl;
+    h.seq = w->persist_seq;
+    w->held[(w->held_head + w->held_len) % w->held_cap] = h;
     w->held_len++;
     cl->nheld++;
+    return true;
+}
+
+void cx_persist_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc)
+{
+    if (!must_hold(cl)) {
+        cx_client_send_ack(cl, type, pid, rc);
+        return;
+    }
+    held_push(cl, (cx_held_ack_t){.pid = pid, .type = (uint8_t)type, .rc = rc});
+}
+
+void cx_persist_hold_output(cx_client_t *cl, size_t before)
+{
+    if (!must_hold(cl)) {
+        cx_client_sent(cl, before);
+        return;
+    }
+    /* Take the packet just encoded back out of the output buffer, to send it later. */
+    cx_buf_t *out = cx_client_outbuf(cl);
+    size_t len = cx_buf_used(out) - before;
+    uint8_t *pkt = cx_malloc(len ? len : 1);
+    if (!pkt) {
+        cx_client_fail_oom(cl);
+        return;
+    }
+    memcpy(pkt, cx_buf_head(out) + before, len);
+    out->len = out->off + before;
+    if (!held_push(cl, (cx_held_ack_t){.pkt = pkt, .pkt_len = (uint32_t)len}))
+        cx_free(pkt);
+}
+
+static void send_held_packet(cx_client_t *cl, const cx_held_ack_t *h)
+{
+    cx_buf_t *out = cx_client_outbuf(cl);
+    size_t before = cx_buf_used(out);
+    if (cx_buf_append(out, h->pkt, h->pkt_len) != CX_OK)
+        cx_client_fail_oom(cl);
+    else
+        cx_client_sent(cl, before);
 }
 
 static void release_front(cx_worker_t *w, bool failed)
@@ -412,9 +460,18 @@ static void release_front(cx_worker_t *w, bool failed)
     w->held_head = (w->held_head + 1) % w->held_cap;
     w->held_len--;
     cx_client_t *cl = h.cl;
-    if (!cl)
+    if (!cl) {
+        cx_free(h.pkt);
         return;
+    }
     cl->nheld--;
+    if (h.pkt) {
+        /* SUBACK/UNSUBACK: the subscription works from memory either way; if the store
+         * failed, it is simply not durable (only QoS 1/2 PUBLISH is refused). */
+        send_held_packet(cl, &h);
+        cx_free(h.pkt);
+        return;
+    }
     if (failed && h.type != CX_MQTT_PUBCOMP) {
         /* Not durable and never will be: the publisher must not believe it is. MQTT 5 can
          * say so; a 3.x client can only be disconnected (it sends the message again). */
@@ -470,6 +527,8 @@ void cx_persist_forget_client(cx_client_t *cl)
 
 void cx_persist_worker_free(cx_worker_t *w)
 {
+    for (size_t i = 0; i < w->held_len; i++)
+        cx_free(w->held[(w->held_head + i) % w->held_cap].pkt);
     cx_free(w->held);
     w->held = NULL;
     w->held_len = w->held_cap = w->held_head = 0;

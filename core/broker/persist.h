@@ -73,6 +73,9 @@ bool cx_persist_accepting(cx_worker_t *w);
 /* Sends PUBACK/PUBREC/PUBCOMP to a publisher once everything this worker recorded so far
  * is durable (at once, unless `always`). Keeps the order of the client's acknowledgements. */
 void cx_persist_ack(cx_client_t *cl, cx_mqtt_type type, uint16_t pid, uint8_t rc);
+/* A SUBACK or UNSUBACK was just encoded into cl's output buffer from `before` on: send it,
+ * or hold it the same way until the subscription records are durable. */
+void cx_persist_hold_output(cx_client_t *cl, size_t before);
 /* The writer made more records durable: release what waited for them (worker inbox). */
 void cx_persist_on_durable(cx_worker_t *w);
 /* The worker tick: acknowledgements that can never be honoured (the store failed). */

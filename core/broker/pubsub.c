@@ -410,7 +410,7 @@ void cx_client_on_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
         cx_client_fail_oom(cl);
         return;
     }
-    cx_client_sent(cl, before);
+    cx_persist_hold_output(cl, before);
 
     for (size_t i = 0; i < sub->count; i++) {
         if (!send_retained[i])
@@ -468,5 +468,5 @@ void cx_client_on_unsubscribe(cx_client_t *cl, const cx_mqtt_unsubscribe_t *u)
         cx_client_fail_oom(cl);
         return;
     }
-    cx_client_sent(cl, before);
+    cx_persist_hold_output(cl, before);
 }

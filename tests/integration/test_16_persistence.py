@@ -304,6 +304,28 @@ class CrashLosesNothing(PersistBase):
         print("\nkill -9 (always): %d acknowledged, %d delivered after restart, %d extra"
               % (len(acked), len(seen), len(set(seen) - acked)))
 
+    def test_kill9_always_keeps_acknowledged_subscriptions(self):
+        """Under `always` a SUBACK, like a PUBACK, is sent once the subscription is on disk:
+        a kill -9 right after it keeps the subscription."""
+        b = self.persistent_broker("always")
+        cid, t = unique("subs"), unique("acked")
+        c = self.raw_connected(b, cid, 5, clean=True, props=[(P_SESSION_EXPIRY, 600)])
+        for i in range(20):
+            c.subscribe("%s/%d" % (t, i), qos=1, sub_id=i + 1)
+        c.unsubscribe("%s/0" % t)
+        b.stop(check=False, sig=signal.SIGKILL)
+        b.returncode = None
+        b.start()
+        c = self.raw(b, 5)
+        self.assertTrue(c.connect(cid, clean=False, props=[(P_SESSION_EXPIRY, 600)])
+                        .session_present)
+        p = self.raw_connected(b, unique("p"), 4)
+        for i in range(20):
+            p.publish("%s/%d" % (t, i), b"%d" % i, qos=1)
+        got = sorted(c.recv_publish().props.get(P_SUBSCRIPTION_ID) for _ in range(19))
+        self.assertEqual(got, list(range(2, 21)))
+        c.expect_nothing(0.3)
+
     def test_kill9_batch_loses_nothing_older_than_the_batch(self):
         """batch: whatever was acknowledged persistence_batch_ms before the crash is there."""
         b = self.persistent_broker("batch", ["persistence_batch_ms 50"])
