@@ -668,12 +668,56 @@ static void snap_session(snap_ctx_t *sc, cx_session_t *s)
     }
 }
 
+/* A delivery routing recorded that has not reached its session's queue yet (in the routing
+ * worker's outbox, or in the target worker's inbox): the snapshot must keep its records, or
+ * the publisher's acknowledgement would outlive them. */
+static void snap_in_transit(snap_ctx_t *sc, const cx_post_deliver_t *p)
+{
+    for (size_t i = 0; p && i < p->count && sc->rc == CX_OK; i++) {
+        const cx_target_t *t = &p->items[i].t;
+        cx_session_t *s = t->session;
+        if (!t->store_gen || s->dead || atomic_load(&s->store_gen) != t->store_gen)
+            continue;
+        size_t nsub = t->nsub;
+        cx_qentry_t *e = cx_malloc(sizeof *e + nsub * sizeof(uint32_t));
+        if (!e) {
+            sc->rc = CX_ENOMEM;
+            return;
+        }
+        *e = (cx_qentry_t){.msg = p->items[i].msg,
+                           .qos = t->qos,
+                           .retain = t->retain,
+                           .share_hash = t->share_hash,
+                           .state = CX_QE_QUEUED,
+                           .store_gen = t->store_gen,
+                           .store_order = t->store_order,
+                           .nsub_ids = (uint16_t)nsub};
+        if (nsub)
+            memcpy(e->sub_ids, nsub > 1 ? t->sub_ids : &t->sub_id, nsub * sizeof(uint32_t));
+        snap_entry(sc, s, t->store_gen, e);
+        cx_free(e);
+    }
+}
+
+static void snap_inbox_post(void *ud, cx_post_t *post)
+{
+    if (post->kind == CX_POST_DELIVER)
+        snap_in_transit(ud, (const cx_post_deliver_t *)post);
+}
+
 static int snap_live(void *ud, cx_store_log_compactor_t *c)
 {
     snap_ctx_t *sc = ud;
     sc->c = c;
     cx_broker_t *b = sc->p->b;
     cx_retain_walk(b->retained, snap_retained, sc);
+    for (size_t i = 0; i < b->nworkers && sc->rc == CX_OK; i++) {
+        cx_worker_t *w = &b->workers[i];
+        for (size_t k = 0; w->outbox && k < b->nworkers; k++)
+            snap_in_transit(sc, w->outbox[k]);
+        if (w->loop)
+            cx_loop_inbox_walk(w->loop, snap_inbox_post, sc);
+    }
     for (size_t i = 0; i < b->nworkers && sc->rc == CX_OK; i++) {
         cx_list_t *it;
         cx_list_foreach(it, &b->workers[i].sessions)

@@ -212,6 +212,14 @@ void cx_loop_post(cx_loop_t *l, cx_post_t *p)
     }
 }
 
+void cx_loop_inbox_walk(cx_loop_t *l, void (*cb)(void *ud, cx_post_t *p), void *ud)
+{
+    pthread_mutex_lock(&l->inbox_lock);
+    for (cx_post_t *p = l->inbox_head; p; p = p->next)
+        cb(ud, p);
+    pthread_mutex_unlock(&l->inbox_lock);
+}
+
 static void drain_inbox(cx_loop_t *l)
 {
     pthread_mutex_lock(&l->inbox_lock);

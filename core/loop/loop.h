@@ -77,6 +77,10 @@ void cx_loop_stop(cx_loop_t *loop);
 /* Hands every posted message to the post callback now. For shutdown, after the loop's
  * thread has ended, so that nothing posted late is leaked. */
 void cx_loop_drain(cx_loop_t *loop);
+/* Calls cb for every post waiting in the inbox, oldest first, under the inbox lock (cb must
+ * not post to this loop). For a thread that has stopped the loop's owner in its tracks and
+ * must account for work in transit (a persistence snapshot). */
+void cx_loop_inbox_walk(cx_loop_t *loop, void (*cb)(void *ud, cx_post_t *p), void *ud);
 /* Runs until cx_loop_stop. Returns CX_OK or a negative error from epoll. */
 int cx_loop_run(cx_loop_t *loop);
 
