@@ -794,8 +794,12 @@ static int retry_open(cx_broker_t *b, void *ud)
     }
     p->store = s;
     p->open_retry = false;
-    cx_log(CX_LOG_NOTICE, "persistence: %s is open; the state is durable from now on.", p->path);
-    return snapshot(p);
+    /* What changed while there was no store goes in first; only then is it durable. */
+    rc = snapshot(p);
+    if (rc == CX_OK)
+        cx_log(CX_LOG_NOTICE, "persistence: %s is open; the state is durable from now on.",
+               p->path);
+    return rc;
 }
 
 void cx_persist_maintain(cx_broker_t *b)
