@@ -1,4 +1,5 @@
-/* conn.c: connection read path, output buffering and deferred close. */
+/* conn.c: connection read path, output buffering and deferred close. Connections with a
+ * transport filter stack (c->x) hand reading and writing to filter.c. */
 #include "conn.h"
 
 #include <errno.h>
@@ -7,14 +8,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "filter.h"
 #include "listener.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define READ_CHUNK 16384
 /* After this many bytes in one turn a connection yields to the others; level-triggered
- * epoll brings it back next turn. Keeps one fast publisher from starving the loop. */
-#define READ_BUDGET (256 * 1024)
+ * epoll brings it back next turn (and the "again" list, for bytes held by filters). Keeps
+ * one fast publisher from starving the loop. */
+#define READ_BUDGET CX_NET_READ_BUDGET
 
 static void conn_io_cb(cx_loop_t *loop, cx_io_t *io, unsigned events);
 
@@ -27,6 +31,8 @@ void cx_net_init(cx_netctx_t *n, cx_loop_t *loop, void *ud)
     n->conn_count = 0;
     n->read_chunk = READ_CHUNK;
     n->ud = ud;
+    cx_list_init(&n->again_list);
+    cx_timer_init(&n->again_timer, cx_xport_again_cb);
 }
 
 cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer)
@@ -43,6 +49,13 @@ cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer)
     cx_list_init(&c->flush_link);
     cx_list_init(&c->all_link);
     snprintf(c->peer, sizeof c->peer, "%s", peer);
+    if (l && !cx_transport_is_plain(&l->tp)) {
+        c->x = cx_xport_new(c, &l->tp);
+        if (!c->x) {
+            cx_free(c);
+            return NULL;
+        }
+    }
     return c;
 }
 
@@ -55,8 +68,10 @@ int cx_conn_attach(cx_conn_t *c, cx_netctx_t *net, const cx_conn_ops_t *ops)
     int rc = cx_loop_io_set(net->loop, &c->io, c->read_paused ? 0 : CX_IO_READ);
     if (rc)
         return rc;
-    if (cx_buf_used(&c->out))
+    if (cx_conn_pending(c))
         cx_list_insert_tail(&net->flush_list, &c->flush_link);
+    if (c->x)
+        cx_xport_resume(c);
     return CX_OK;
 }
 
@@ -67,6 +82,8 @@ void cx_conn_detach(cx_conn_t *c)
         cx_list_remove(&c->flush_link);
     cx_list_remove(&c->all_link);
     c->net->conn_count--;
+    if (c->x)
+        cx_xport_detach(c);
     c->net = NULL;
 }
 
@@ -88,8 +105,13 @@ int cx_conn_write(cx_conn_t *c, const void *p, size_t n)
 
 void cx_conn_wrote(cx_conn_t *c)
 {
-    if (cx_buf_used(&c->out))
+    if (cx_conn_pending(c))
         schedule_flush(c);
+}
+
+static bool wants_write(const cx_conn_t *c)
+{
+    return cx_buf_used(&c->out) || (c->x && cx_xport_wants_write(c));
 }
 
 static void update_interest(cx_conn_t *c)
@@ -99,9 +121,14 @@ static void update_interest(cx_conn_t *c)
     unsigned ev = 0;
     if (!c->read_paused && !c->closing)
         ev |= CX_IO_READ;
-    if (cx_buf_used(&c->out) && c->io.events & CX_IO_WRITE)
+    if (wants_write(c) && (c->io.events & CX_IO_WRITE || (c->x && c->x->need_write)))
         ev |= CX_IO_WRITE; /* keep waiting for writability until drained */
     cx_loop_io_set(c->net->loop, &c->io, ev);
+}
+
+void cx_conn_io_update(cx_conn_t *c)
+{
+    update_interest(c);
 }
 
 void cx_conn_pause_read(cx_conn_t *c)
@@ -114,6 +141,8 @@ void cx_conn_resume_read(cx_conn_t *c)
 {
     c->read_paused = false;
     update_interest(c);
+    if (c->x)
+        cx_xport_resume(c);
 }
 
 void cx_conn_close(cx_conn_t *c, int reason)
@@ -133,6 +162,8 @@ void cx_conn_close(cx_conn_t *c, int reason)
 /* Returns >0 progressed, 0 would block, <0 error. */
 static ssize_t flush_out(cx_conn_t *c)
 {
+    if (c->x)
+        return cx_xport_flush(c);
     ssize_t total = 0;
     while (cx_buf_used(&c->out)) {
         ssize_t n = send(c->io.fd, cx_buf_head(&c->out), cx_buf_used(&c->out), MSG_NOSIGNAL);
@@ -158,7 +189,7 @@ static void flush_one(cx_conn_t *c)
         return;
     }
     unsigned ev = c->io.events;
-    if (cx_buf_used(&c->out))
+    if (wants_write(c))
         ev |= CX_IO_WRITE;
     else
         ev &= ~(unsigned)CX_IO_WRITE;
@@ -177,6 +208,7 @@ static void conn_free(cx_conn_t *c)
     }
     if (c->listener)
         atomic_fetch_sub(&c->listener->connections, 1);
+    cx_xport_free(c->x);
     close(c->io.fd);
     cx_buf_free(&c->in);
     cx_buf_free(&c->out);
@@ -197,7 +229,9 @@ void cx_net_flush(cx_netctx_t *n)
     while (!cx_list_empty(&n->close_list)) {
         cx_conn_t *c = cx_container_of(n->close_list.next, cx_conn_t, flush_link);
         cx_list_remove(&c->flush_link);
-        if (!c->eof && cx_buf_used(&c->out))
+        if (c->x)
+            cx_xport_closing(c);
+        else if (!c->eof && cx_buf_used(&c->out))
             (void)flush_out(c);
         conn_free(c);
     }
@@ -215,6 +249,10 @@ void cx_net_close_all(cx_netctx_t *n)
 static void do_read(cx_conn_t *c)
 {
     size_t budget = READ_BUDGET;
+    if (c->x) {
+        cx_xport_read(c, budget);
+        return;
+    }
     while (!c->closing && !c->read_paused && budget) {
         if (cx_buf_reserve(&c->in, c->net->read_chunk) != CX_OK) {
             cx_conn_close(c, CX_ENOMEM);
@@ -251,6 +289,13 @@ static void conn_io_cb(cx_loop_t *loop, cx_io_t *io, unsigned events)
     cx_conn_t *c = cx_container_of(io, cx_conn_t, io);
     if (c->closing)
         return;
+    if ((events & CX_IO_WRITE) && c->x && c->x->need_write) {
+        /* A TLS handshake (or a read) waited for room to write: go on with it. */
+        c->x->need_write = false;
+        cx_xport_read(c, READ_BUDGET);
+        if (c->closing)
+            return;
+    }
     if (events & CX_IO_WRITE)
         flush_one(c);
     if ((events & CX_IO_READ) && !c->closing)

@@ -11,7 +11,12 @@
  *
  * Closing is deferred (Redis's freeClientAsync): cx_conn_close() marks the connection,
  * stops reading and frees it at the end of the turn, so no callback ever sees a freed
- * connection. */
+ * connection.
+ *
+ * Transport filters: on listeners with a PROXY header, TLS or WebSockets, `x` holds the
+ * connection's filter stack (filter.h) and the read and flush paths run it, so c->in and
+ * c->out carry plain MQTT bytes whatever the transport. Plain TCP connections have x ==
+ * NULL and take the direct path, with no extra copy. */
 #ifndef CX_NET_CONN_H
 #define CX_NET_CONN_H
 
@@ -24,6 +29,7 @@
 #include "util/list.h"
 
 typedef struct cx_conn cx_conn_t;
+typedef struct cx_xport cx_xport_t;
 typedef struct cx_netctx cx_netctx_t;
 typedef struct cx_listener cx_listener_t;
 
@@ -40,6 +46,7 @@ struct cx_conn {
     const cx_conn_ops_t *ops;
     void *proto;               /* protocol state owned by the layer above */
     cx_listener_t *listener;
+    cx_xport_t *x;             /* filter stack; NULL for plain TCP (filter.h) */
     cx_buf_t in;
     cx_buf_t out;
     uint64_t id;
@@ -61,7 +68,12 @@ struct cx_netctx {
     size_t conn_count;
     size_t read_chunk;         /* bytes reserved per read() */
     void *ud;                  /* the worker that owns this context */
+    cx_list_t again_list;      /* filtered connections with input no socket event announces */
+    cx_timer_t again_timer;    /* runs again_list on the next turn */
 };
+
+/* After this many bytes in one turn a connection yields to the others. */
+#define CX_NET_READ_BUDGET (256 * 1024)
 
 void cx_net_init(cx_netctx_t *n, cx_loop_t *loop, void *ud);
 /* Marks every connection closed (on shutdown); cx_net_flush frees them. */
@@ -80,8 +92,12 @@ int cx_conn_write(cx_conn_t *c, const void *p, size_t n);
 /* The output buffer, for encoders that append in place; call cx_conn_wrote() after. */
 static inline cx_buf_t *cx_conn_outbuf(cx_conn_t *c) { return &c->out; }
 void cx_conn_wrote(cx_conn_t *c);
-/* Bytes waiting to be written. */
-static inline size_t cx_conn_pending(const cx_conn_t *c) { return cx_buf_used(&c->out); }
+size_t cx_xport_pending(const cx_conn_t *c);
+/* Bytes waiting to be written (in c->out and, framed, in the filters). */
+static inline size_t cx_conn_pending(const cx_conn_t *c)
+{
+    return cx_buf_used(&c->out) + (c->x ? cx_xport_pending(c) : 0);
+}
 
 /* Stops/resumes reading (back-pressure, waiting for a slow answer). */
 void cx_conn_pause_read(cx_conn_t *c);
@@ -94,5 +110,20 @@ void cx_conn_close(cx_conn_t *c, int reason);
 /* Writes pending output of every connection and frees closed connections. Called once per
  * loop turn before sleeping. */
 void cx_net_flush(cx_netctx_t *n);
+
+/* The handshake a filtered connection is still in ("TLS handshake", "WebSocket handshake",
+ * "PROXY protocol header"), or NULL once application bytes flow (and for plain TCP). */
+const char *cx_conn_handshake(const cx_conn_t *c);
+/* True once a TLS handshake has completed on c. */
+bool cx_conn_is_tls(const cx_conn_t *c);
+/* Identity facts of the transport, for plugins (client_cert_field) and
+ * use_identity_as_username; NULL when absent. Names: "CN", "O", "OU", ... (each subject
+ * attribute by its short name, the first of each), "subject", "issuer" (RFC 2253),
+ * "serial" (hex), "sha256" (certificate fingerprint, hex), "tls_version", "cipher",
+ * "psk_identity"; behind a TLS-terminating proxy (PROXY v2): "CN" when the proxy verified
+ * the client certificate, "tls_version", and "verified_by" = "proxy". */
+const char *cx_conn_field(const cx_conn_t *c, const char *name);
+/* All of them as "name\0value\0..." (len bytes), or NULL. */
+const char *cx_conn_fields(const cx_conn_t *c, size_t *len);
 
 #endif

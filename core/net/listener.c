@@ -65,6 +65,7 @@ int cx_listener_open(cx_listener_t *l, const char *host, int port, const char *u
                      int family, const char *interface, char *err, size_t errlen)
 {
     atomic_init(&l->connections, 0);
+    cx_transport_init(&l->tp);
     if (unix_path)
         return open_unix(l, unix_path, err, errlen);
 
@@ -133,7 +134,7 @@ int cx_listener_open(cx_listener_t *l, const char *host, int port, const char *u
     return CX_OK;
 }
 
-static void format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
+void cx_net_format_addr(const struct sockaddr_storage *ss, char *out, size_t len)
 {
     char a[INET6_ADDRSTRLEN] = "?";
     if (ss->ss_family == AF_INET) {
@@ -166,7 +167,7 @@ static void accept_cb(cx_loop_t *loop, cx_io_t *io, unsigned events)
             return;
         }
         char peer[64];
-        format_peer(&ss, peer, sizeof peer);
+        cx_net_format_addr(&ss, peer, sizeof peer);
         if (l->max_connections >= 0 && atomic_load(&l->connections) >= l->max_connections) {
             cx_log(CX_LOG_NOTICE, "Client connection from %s denied: max_connections exceeded.",
                    peer);
@@ -223,4 +224,5 @@ void cx_listener_close(cx_listener_t *l)
     cx_free(l->socks);
     l->socks = NULL;
     l->nsocks = 0;
+    cx_transport_destroy(&l->tp);
 }

@@ -11,6 +11,9 @@
 #include <stddef.h>
 
 #include "loop/loop.h"
+#include "transport.h"
+
+struct sockaddr_storage;
 
 typedef struct cx_listener cx_listener_t;
 typedef struct cx_netctx cx_netctx_t;
@@ -31,6 +34,8 @@ struct cx_listener {
     atomic_int connections;  /* open connections, for max_connections */
     int max_connections;     /* -1 = unlimited */
     cx_accept_cb on_accept;
+    cx_transport_t tp;       /* PROXY / TLS / WebSocket layers; set up by the owner after
+                              * cx_listener_open, before the workers start */
 };
 
 /* Binds every address of host:port (host NULL = all; family AF_UNSPEC/AF_INET/AF_INET6),
@@ -43,5 +48,8 @@ int cx_listener_watch(cx_listener_t *l, cx_netctx_t *net, size_t worker_index,
                       size_t nworkers);
 void cx_listener_unwatch(cx_listener_t *l, cx_netctx_t *net, size_t worker_index);
 void cx_listener_close(cx_listener_t *l);
+
+/* "1.2.3.4:5", "[::1]:5" or "unix", for logs. */
+void cx_net_format_addr(const struct sockaddr_storage *ss, char *out, size_t len);
 
 #endif
