@@ -14,6 +14,7 @@
 
 #include "broker/broker.h"
 #include "broker/persist.h"
+#include "broker/transport.h"
 #include "config/config.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -265,6 +266,14 @@ int main(int argc, char **argv)
     if (!cfg)
         return 1;
     if (cli.test_config) {
+        /* TLS files are read now too, so that a bad certificate or key is found here. */
+        char terr[1024];
+        for (size_t i = 0; i < cfg->listener_count; i++)
+            if (cx_transport_check(&cfg->listeners[i], cfg, terr, sizeof terr) != CX_OK) {
+                fprintf(stderr, "Error: %s\n", terr);
+                cx_config_free(cfg);
+                return 1;
+            }
         printf("Configuration file is OK.\n");
         cx_config_free(cfg);
         return 0;

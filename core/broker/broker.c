@@ -12,6 +12,7 @@
 #include "broker/registry.h"
 #include "broker/session.h"
 #include "broker/sys.h"
+#include "broker/transport.h"
 #include "broker/worker.h"
 #include "util/time.h"
 #include "util/alloc.h"
@@ -205,11 +206,16 @@ static int open_listeners(cx_broker_t *b, char *err, size_t errlen)
             return rc;
         }
         b->nlisteners++;
+        rc = cx_transport_setup(l, lc, cfg, err, errlen);
+        if (rc)
+            return rc;
+        const char *kind = lc->protocol == CX_PROTO_WEBSOCKETS ? "websockets " : "";
         if (lc->unix_socket)
-            cx_log(CX_LOG_NOTICE, "Opening unix listen socket on %s.", lc->unix_socket);
+            cx_log(CX_LOG_NOTICE, "Opening %sunix listen socket on %s.", kind, lc->unix_socket);
         else
-            cx_log(CX_LOG_NOTICE, "Opening listen socket on %s (port %d).",
-                   lc->bind_address ? lc->bind_address : "all addresses", lc->port);
+            cx_log(CX_LOG_NOTICE, "Opening %slisten socket on %s (port %d%s).", kind,
+                   lc->bind_address ? lc->bind_address : "all addresses", lc->port,
+                   l->tp.has_tls ? ", TLS" : "");
     }
     return CX_OK;
 }
@@ -359,6 +365,9 @@ static int apply_reload(cx_broker_t *b, void *fresh)
 int cx_broker_reload(cx_broker_t *b, const cx_config_t *fresh)
 {
     int rc = cx_broker_parked(b, apply_reload, (void *)fresh);
+    /* New TLS contexts are built with the workers running: reading certificate files never
+     * stalls clients, and connections keep the context they were accepted with. */
+    cx_transport_reload(b);
     /* Plugins re-read their own files (password, ACL) with the workers running: they swap
      * their data atomically, and a slow file never stalls clients. Their options follow the
      * new file when it declares the same instances (cx_config_apply_reload). */

@@ -402,6 +402,20 @@ static void client_free(cx_client_t *cl)
     cx_free(cl);
 }
 
+/* What a connection that does not start with CONNECT probably is, for the log. */
+static const char *first_bytes_hint(const uint8_t *p, size_t n)
+{
+    if (p[0] == 0x16)
+        return " (a TLS handshake: this listener has no TLS)";
+    if (n >= 5 && memcmp(p, "PROXY", 5) == 0)
+        return " (a PROXY protocol v1 header: enable_proxy_protocol is not set here)";
+    if (n >= 4 && memcmp(p, "\r\n\r\n", 4) == 0)
+        return " (a PROXY protocol v2 header: enable_proxy_protocol is not set here)";
+    if (n >= 4 && (memcmp(p, "GET ", 4) == 0 || memcmp(p, "POST", 4) == 0))
+        return " (an HTTP request: this listener is not `protocol websockets`)";
+    return "";
+}
+
 static void on_read(cx_conn_t *c)
 {
     cx_client_t *cl = c->proto;
@@ -414,9 +428,10 @@ static void on_read(cx_conn_t *c)
             break;
         if (cl->state == CX_CL_NEW && cx_buf_head(&c->in)[0] != (CX_MQTT_CONNECT << 4)) {
             /* Not MQTT, or not starting with CONNECT: no need to wait for a whole packet
-             * [MQTT-3.1.0-1]. */
-            cx_log(CX_LOG_NOTICE, "Connection from %s did not start with CONNECT; closing.",
-                   c->peer);
+             * [MQTT-3.1.0-1]. The first byte often says what the client meant. */
+            const char *hint = first_bytes_hint(cx_buf_head(&c->in), avail);
+            cx_log(CX_LOG_NOTICE, "Connection from %s did not start with CONNECT%s; closing.",
+                   c->peer, hint);
             cl->state = CX_CL_CLOSING;
             cx_conn_close(c, CX_EPROTO);
             return;
@@ -537,8 +552,15 @@ void cx_client_tick(cx_client_t *cl, int64_t now)
         return;
     if (cl->state == CX_CL_NEW || cl->state == CX_CL_AUTH) {
         if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {
-            cx_log(CX_LOG_NOTICE, "Client %s did not send CONNECT in time; closing.",
-                   cl->conn->peer);
+            /* The transport's handshakes (PROXY header, TLS, WebSocket upgrade) count
+             * against the same time: a stalled one holds only its own connection. */
+            const char *hs = cx_conn_handshake(cl->conn);
+            if (hs)
+                cx_log(CX_LOG_NOTICE, "Client %s did not complete its %s in time; closing.",
+                       cl->conn->peer, hs);
+            else
+                cx_log(CX_LOG_NOTICE, "Client %s did not send CONNECT in time; closing.",
+                       cl->conn->peer);
             cl->state = CX_CL_CLOSING;
             cx_conn_close(cl->conn, CX_ECLOSED);
         }

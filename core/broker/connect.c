@@ -255,12 +255,39 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         return;
     }
 
+    /* use_identity_as_username / use_subject_as_username: the client certificate (or the
+     * PSK identity, or the CN a TLS-terminating proxy vouched for) names the user. As in
+     * mosquitto, the CONNECT's username and password are ignored and no password check is
+     * made: the certificate authenticated the client. */
+    bool cert_user = lc->use_identity_as_username || lc->use_subject_as_username;
+    bool has_username = c->has_username;
+    cx_str_t username = c->username;
+    if (cert_user) {
+        const char *name = lc->use_subject_as_username ? cx_conn_field(cl->conn, "subject")
+                           : cx_conn_field(cl->conn, "psk_identity")
+                               ? cx_conn_field(cl->conn, "psk_identity")
+                               : cx_conn_field(cl->conn, "CN");
+        if (!name || !*name) {
+            bool cert = cx_conn_field(cl->conn, "sha256") != NULL;
+            if (cert)
+                cx_client_refuse(cl, CX_RC_NOT_AUTHORIZED,
+                                 "the client certificate has no usable CN for "
+                                 "use_identity_as_username");
+            else
+                cx_client_refuse(cl, CX_RC_BAD_USERNAME_OR_PASSWORD,
+                                 "no client certificate, needed by use_identity_as_username");
+            return;
+        }
+        username = cx_str_from_cstr(name);
+        has_username = true;
+    }
+
     /* Client identifier [MQTT-3.1.3]. */
     char idbuf[128];
     cx_str_t id = c->client_id;
     bool assigned = false;
-    if (lc->use_username_as_clientid && c->has_username)
-        id = c->username;
+    if (lc->use_username_as_clientid && has_username)
+        id = username;
     if (id.len == 0) {
         if (c->protocol_level == CX_MQTT_V31) {
             cx_client_refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 requires a client id");
@@ -321,9 +348,15 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     /* Authentication: the plugin chain, then the listener's allow_anonymous when every
      * plugin defers [MQTT-3.1.4-2]. */
     if (!cl->pc) {
+        size_t flen = 0;
+        const char *fields = cx_conn_fields(cl->conn, &flen);
         cl->pc = cx_pclient_new((const char *)id.p, id.len,
-                                c->has_username ? (const char *)c->username.p : NULL,
-                                c->username.len, cl->conn->peer, c->protocol_level, lc->port);
+                                has_username ? (const char *)username.p : NULL, username.len,
+                                cl->conn->peer, c->protocol_level, lc->port);
+        if (cl->pc && flen && cx_pclient_set_cert(cl->pc, fields, flen) != CX_OK) {
+            cx_pclient_unref(cl->pc);
+            cl->pc = NULL;
+        }
         if (!cl->pc) {
             cx_client_refuse(cl, CX_RC_SERVER_UNAVAILABLE, "out of memory");
             return;
@@ -337,6 +370,8 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
                                 c->props.auth_data, false);
         if (verdict != CULEX_ALLOW)
             return; /* pending, continuing with AUTH, or refused */
+    } else if (cert_user) {
+        verdict = CULEX_ALLOW;
     } else {
         culex_ev_auth_basic aev = {
             .size = sizeof aev,
@@ -434,8 +469,8 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         if (!s->will)
             cx_log(CX_LOG_ERR, "Out of memory storing the will of %s.", s->client_id);
     }
-    if (c->has_username)
-        cl->username = cx_strndup((const char *)c->username.p, c->username.len);
+    if (has_username)
+        cl->username = cx_strndup((const char *)username.p, username.len);
     cx_persist_session(s);
 
     cl->keepalive = keepalive;
@@ -466,9 +501,9 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         cx_log(CX_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d%s%.*s).",
                cl->conn->peer, s->client_id,
                c->protocol_level == CX_MQTT_V5 ? 5 : c->protocol_level - 2, c->clean_start ? 1 : 0,
-               keepalive, c->has_username ? ", u'" : "",
-               c->has_username ? (int)c->username.len + 1 : 0,
-               c->has_username ? cl->username ? cl->username : "" : "");
+               keepalive, has_username ? ", u'" : "",
+               has_username ? (int)username.len + 1 : 0,
+               has_username ? cl->username ? cl->username : "" : "");
     if (present)
         cx_session_resend(s);
     cx_session_pump(s);

@@ -237,6 +237,17 @@ const char *cx_conf_set_unsupported(cx_conf_ctx_t *, const cx_conf_directive_t *
 const char *cx_conf_set_connection(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
                                    const cx_conf_args_t *);
 
+/* TLS and WebSockets (slots_net.c). */
+const char *cx_conf_set_tls_keyform(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
+                                    const cx_conf_args_t *);
+const char *cx_conf_set_ws_origin(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
+                                  const cx_conf_args_t *);
+/* cx_config_finish's checks of each listener's TLS, WebSocket and PROXY settings
+ * (require_certificate needs a CA, certfile needs keyfile, ...). Returns 0, or CX_ECONFIG
+ * with "FILE:LINE: listener: message" in err. */
+int cx_conf_check_net(const cx_config_t *cfg, char *err, size_t errlen);
+void cx_conf_net_free(cx_listener_conf_t *l);
+
 /* Plugins (plugins.c). */
 const char *cx_conf_set_plugin(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
                                const cx_conf_args_t *);

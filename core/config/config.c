@@ -81,6 +81,7 @@ static void listener_free(cx_listener_conf_t *l)
     cx_free(l->bind_interface);
     cx_free(l->mount_point);
     cx_free(l->listener_auto_id_prefix);
+    cx_conf_net_free(l);
 }
 
 static long append_listener(cx_config_t *cfg, const char *file, int line)
@@ -230,7 +231,8 @@ int cx_config_finish(cx_config_t *cfg, const int *cli_ports, size_t n_cli_ports,
     } else if (n_cli_ports) {
         cx_log(CX_LOG_WARNING, "-p ignored: the configuration file defines listeners");
     }
-    return resolve_listeners(cfg);
+    int rc = resolve_listeners(cfg);
+    return rc ? rc : cx_conf_check_net(cfg, err, errlen);
 }
 
 /* ---- reload ----------------------------------------------------------------------------- */
@@ -299,6 +301,21 @@ static bool same_identity(const cx_listener_conf_t *a, const cx_listener_conf_t 
            str_eq(a->unix_socket, b->unix_socket);
 }
 
+static bool uses_tls(const cx_listener_conf_t *l)
+{
+    return l->certfile || l->keyfile || l->psk_hint;
+}
+
+static bool origins_equal(const cx_listener_conf_t *a, const cx_listener_conf_t *b)
+{
+    if (a->websockets_origin_count != b->websockets_origin_count)
+        return false;
+    for (size_t i = 0; i < a->websockets_origin_count; i++)
+        if (!str_eq(a->websockets_origin[i], b->websockets_origin[i]))
+            return false;
+    return true;
+}
+
 static bool same_listener(const cx_listener_conf_t *a, const cx_listener_conf_t *b)
 {
     return same_identity(a, b) && str_eq(a->bind_interface, b->bind_interface) &&
@@ -308,7 +325,30 @@ static bool same_listener(const cx_listener_conf_t *a, const cx_listener_conf_t 
            a->max_topic_alias == b->max_topic_alias &&
            a->max_topic_alias_broker == b->max_topic_alias_broker &&
            str_eq(a->mount_point, b->mount_point) &&
-           a->use_username_as_clientid == b->use_username_as_clientid;
+           a->use_username_as_clientid == b->use_username_as_clientid &&
+           a->enable_proxy_protocol == b->enable_proxy_protocol &&
+           a->proxy_protocol_v2_require_tls == b->proxy_protocol_v2_require_tls &&
+           uses_tls(a) == uses_tls(b) && (a->psk_hint != NULL) == (b->psk_hint != NULL) &&
+           origins_equal(a, b);
+}
+
+/* The TLS settings that follow the new file on SIGHUP (the broker then builds new TLS
+ * contexts from them). Turning TLS on or off is a listener change: restart. */
+static int copy_tls(cx_listener_conf_t *l, const cx_listener_conf_t *f)
+{
+    if (copy_str(&l->cafile, f->cafile) || copy_str(&l->capath, f->capath) ||
+        copy_str(&l->certfile, f->certfile) || copy_str(&l->keyfile, f->keyfile) ||
+        copy_str(&l->crlfile, f->crlfile) || copy_str(&l->ciphers, f->ciphers) ||
+        copy_str(&l->ciphers_tls13, f->ciphers_tls13) ||
+        copy_str(&l->dhparamfile, f->dhparamfile) || copy_str(&l->psk_hint, f->psk_hint) ||
+        copy_str(&l->psk_file, f->psk_file))
+        return CX_ENOMEM;
+    l->tls_version = f->tls_version;
+    l->require_certificate = f->require_certificate;
+    l->use_identity_as_username = f->use_identity_as_username;
+    l->use_subject_as_username = f->use_subject_as_username;
+    l->disable_client_cert_date_checks = f->disable_client_cert_date_checks;
+    return 0;
 }
 
 int cx_config_apply_reload(cx_config_t *live, const cx_config_t *fresh)
@@ -345,6 +385,9 @@ int cx_config_apply_reload(cx_config_t *live, const cx_config_t *fresh)
             l->allow_anonymous = f->allow_anonymous;
             l->allow_zero_length_clientid = f->allow_zero_length_clientid;
             if (copy_str(&l->listener_auto_id_prefix, f->listener_auto_id_prefix))
+                return CX_ENOMEM;
+            if (uses_tls(l) == uses_tls(f) && (l->psk_hint != NULL) == (f->psk_hint != NULL) &&
+                copy_tls(l, f))
                 return CX_ENOMEM;
         } else {
             resolve_security(live, l);

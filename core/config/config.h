@@ -32,12 +32,19 @@
 
 struct cx_log_settings;
 
-/* Listener protocols (`protocol`). Only MQTT over TCP or a unix socket is served for now;
- * the other values are reserved so that the numbers never change when they arrive. */
+/* Listener protocols (`protocol`): MQTT over TCP (or a unix socket), MQTT over WebSockets;
+ * the HTTP API value is reserved so that the numbers never change when it arrives. */
 enum {
     CX_PROTO_MQTT = 1,
-    CX_PROTO_WEBSOCKETS = 2, /* reserved: refused by the parser until websockets land */
+    CX_PROTO_WEBSOCKETS = 2, /* MQTT over WebSockets (RFC 6455), plain or over TLS */
     CX_PROTO_HTTP_API = 3,   /* reserved: refused by the parser until the HTTP API lands */
+};
+
+/* `tls_version`: the lowest TLS version a listener accepts (the wire values). */
+enum {
+    CX_TLS_V1_1 = 0x0302,
+    CX_TLS_V1_2 = 0x0303,
+    CX_TLS_V1_3 = 0x0304,
 };
 
 /* Bits of cx_listener_conf_t.accept_protocol_versions: bit (1u << level). */
@@ -70,6 +77,34 @@ typedef struct cx_listener_conf {
     bool allow_anonymous;     /* resolved effective value for this listener */
     bool allow_zero_length_clientid; /* resolved effective value for this listener */
     bool use_username_as_clientid;
+
+    /* TLS (mosquitto's names and meanings; docs/tls.md). TLS is on when certfile/keyfile
+     * (certificates) or psk_hint (TLS-PSK) is set; every path is read at start and again on
+     * SIGHUP, when new connections get the new certificates and old ones keep theirs. */
+    char *cafile;             /* CA certificates (PEM) that client certificates must chain to */
+    char *capath;             /* directory of hashed CA certificates (c_rehash) */
+    char *certfile;           /* server certificate chain (PEM) */
+    char *keyfile;            /* its private key (PEM, not encrypted) */
+    char *crlfile;            /* revoked client certificates (PEM CRL) */
+    char *ciphers;            /* TLS 1.2 cipher list (OpenSSL syntax); NULL = OpenSSL's */
+    char *ciphers_tls13;      /* `ciphers_tls1.3`: TLS 1.3 cipher suites; NULL = OpenSSL's */
+    char *dhparamfile;        /* DH parameters (PEM) for DHE ciphers */
+    char *psk_hint;           /* TLS-PSK identity hint; enables PSK on this listener */
+    char *psk_file;           /* per_listener_settings true: this listener's psk_file */
+    int tls_version;          /* CX_TLS_V1_* minimum; 0 = TLS 1.2 (mosquitto: 1.2 and 1.3) */
+    bool require_certificate; /* clients must present a certificate that verifies */
+    bool use_identity_as_username; /* username = certificate CN (or PSK identity) */
+    bool use_subject_as_username;  /* username = certificate subject (RFC 2253) */
+    bool disable_client_cert_date_checks; /* accept expired / not yet valid client certs */
+
+    /* PROXY protocol (HAProxy's spec): 0 off, 1 = v1 only, 2 = v2 and v1. */
+    int enable_proxy_protocol;
+    bool proxy_protocol_v2_require_tls; /* the header must say the client used TLS */
+
+    /* WebSockets (protocol websockets). */
+    char **websockets_origin; /* allowed Origin values; none = any origin */
+    size_t websockets_origin_count;
+
     const char *file;         /* where the listener was declared (NULL for the listeners */
     int line;                 /* of local-only mode); file points into cfg->conf_files */
 } cx_listener_conf_t;
@@ -175,6 +210,8 @@ typedef struct cx_config {
     bool per_listener_settings;
     int allow_anonymous;             /* -1 unset, 0, 1 (raw global value) */
     int workers;                     /* culex's own; default = number of online CPUs */
+    char *psk_file;                  /* TLS-PSK `identity:hexkey` file (global value; per
+                                      * listener with per_listener_settings true) */
 
     /* logging */
     unsigned log_type;               /* CX_LOG_* bits */

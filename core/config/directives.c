@@ -58,7 +58,6 @@
 #define UNSUP_BOOL(name, scope, flags, feature, doc)                                          \
     DIR(name, scope, 1, 1, cx_conf_set_unsupported, CX_CONF_K_NONE, 0, NULL, "false",          \
         (flags) | CX_CONF_UNSUPPORTED | CX_CONF_FALSE_OK, feature, doc)
-#define TLS(name, flags, doc) UNSUP(name, LI, (flags) | DEFL, "TLS", NULL, doc)
 #define BRIDGE(name, def, doc) UNSUP(name, BR, 0, "bridges", def, doc)
 #define BRIDGE_ALIAS(name, of) UNSUP(name, BR, COMPAT, "bridges", NULL, "Alias of " of ".")
 
@@ -94,6 +93,16 @@ static const cx_conf_enum_t socket_domains[] = {
 static const size_t sec_allow_anonymous = L(listener_allow_anonymous);
 static const size_t sec_zero_length = L(allow_zero_length_clientid);
 static const size_t sec_auto_id_prefix = L(listener_auto_id_prefix);
+static const size_t sec_psk_file = L(psk_file);
+
+static const cx_conf_enum_t tls_versions[] = {
+    {"tlsv1.3", CX_TLS_V1_3},
+    {"tlsv1.2", CX_TLS_V1_2},
+    {"tlsv1.1", CX_TLS_V1_1},
+    {NULL, 0},
+};
+
+static const cx_conf_range_t r_proxy = {0, 2, false, 0};
 
 const cx_conf_directive_t cx_conf_directives[] = {
     SECTION("General and limits", "Global settings. They may appear anywhere in the file."),
@@ -205,8 +214,10 @@ const cx_conf_directive_t cx_conf_directives[] = {
         "plugin, which runs after the plugins (mosquitto checks plugins first). With "
         "per_listener_settings true but no listener yet, it applies to every listener "
         "(warned). Given twice in a scope, the last one is used."),
-    DIR("psk_file", GL | LI, 0, REST, cx_conf_set_unsupported, CX_CONF_K_NONE, 0, NULL, NULL,
-        CX_CONF_PERLISTENER | CX_CONF_UNSUPPORTED, "TLS-PSK", "Pre-shared-key file."),
+    DIR("psk_file", GL | LI, 1, REST, cx_conf_set_security, CX_CONF_K_STR, G(psk_file),
+        &sec_psk_file, NULL, CX_CONF_PERLISTENER | RL, NULL,
+        "Pre-shared keys for TLS-PSK listeners (those with psk_hint): one `identity:hexkey` "
+        "per line. Read at start and on SIGHUP; a malformed line names the file and line."),
 
     SECTION("Listeners",
             "Directives marked `listener` apply to the listener declared last. Before any "
@@ -249,50 +260,86 @@ const cx_conf_directive_t cx_conf_directives[] = {
         "subtree."),
     DIR("protocol", LI, 1, 1, cx_conf_set_protocol, CX_CONF_K_INT, L(protocol), NULL, "mqtt",
         DEFL, NULL,
-        "mqtt, websockets or http_api. Only mqtt is supported for now (websockets and "
-        "http_api: not supported yet)."),
+        "mqtt or websockets (MQTT over WebSockets, any path, subprotocol mqtt). http_api is "
+        "not supported yet."),
     ENUM("socket_domain", LI, L(socket_domain), socket_domains, "both", DEFL,
          "Listen on ipv4 or ipv6 only."),
     BOOL("use_username_as_clientid", LI, L(use_username_as_clientid), "false", DEFL,
          "Replace the client id by the username; clients without one are refused."),
 
     SECTION("TLS",
-            "Certificate and pre-shared-key TLS for listeners. Before any `listener` line they "
-            "configure the default listener, as in mosquitto 2.0."),
-    TLS("cafile", 0, "CA certificates (PEM) to verify client certificates."),
-    TLS("capath", 0, "Directory of CA certificates."),
-    TLS("certfile", 0, "Server certificate (PEM); with keyfile, enables TLS."),
-    TLS("ciphers", 0, "TLS 1.2 cipher list."),
-    TLS("ciphers_tls1.3", 0, "TLS 1.3 cipher suites."),
-    TLS("crlfile", 0, "Certificate revocation list."),
-    TLS("dhparamfile", 0, "DH parameters."),
-    UNSUP_BOOL("disable_client_cert_date_checks", LI, DEFL, "TLS",
-               "Accept expired or not yet valid client certificates."),
-    TLS("keyfile", 0, "Server private key."),
-    UNSUP_BOOL("require_certificate", LI, DEFL, "TLS", "Require a client certificate."),
-    TLS("tls_engine", 0, "OpenSSL engine."),
-    TLS("tls_engine_kpass_sha1", 0, "Private key password for the engine."),
-    TLS("tls_keyform", 0, "pem or engine."),
-    TLS("tls_version", 0, "Lowest TLS version accepted."),
-    UNSUP_BOOL("use_identity_as_username", LI, DEFL, "TLS",
-               "Use the certificate CN (or PSK identity) as the username."),
-    UNSUP_BOOL("use_subject_as_username", LI, DEFL, "TLS",
-               "Use the certificate subject as the username."),
-    UNSUP("psk_hint", LI, DEFL, "TLS-PSK", NULL, "PSK identity hint; enables TLS-PSK."),
+            "Certificate and pre-shared-key TLS for listeners (docs/tls.md). Before any "
+            "`listener` line they configure the default listener, as in mosquitto 2.0. A "
+            "listener uses TLS when it has certfile and keyfile, or psk_hint. SIGHUP reloads "
+            "the certificates, keys, CRL and PSK file: new connections use them, connected "
+            "clients keep their session."),
+    PATH("cafile", LI, L(cafile), NULL, DEFL,
+         "CA certificates (PEM) that client certificates must chain to."),
+    PATH("capath", LI, L(capath), NULL, DEFL,
+         "Directory of CA certificates (named by hash, as c_rehash or openssl rehash do)."),
+    PATH("certfile", LI, L(certfile), NULL, DEFL,
+         "Server certificate (PEM), followed by its intermediates; needs keyfile."),
+    STR("ciphers", LI, L(ciphers), "OpenSSL's default", DEFL,
+        "TLS 1.2 cipher list, in OpenSSL's syntax."),
+    STR("ciphers_tls1.3", LI, L(ciphers_tls13), "OpenSSL's default", DEFL,
+        "TLS 1.3 cipher suites, in OpenSSL's syntax."),
+    PATH("crlfile", LI, L(crlfile), NULL, DEFL,
+         "Certificate revocation list (PEM); revoked client certificates are refused."),
+    PATH("dhparamfile", LI, L(dhparamfile), NULL, DEFL,
+         "DH parameters (PEM) for the DHE ciphers of TLS 1.2."),
+    BOOL("disable_client_cert_date_checks", LI, L(disable_client_cert_date_checks), "false",
+         DEFL, "Accept client certificates that have expired or are not valid yet."),
+    PATH("keyfile", LI, L(keyfile), NULL, DEFL,
+         "Private key of certfile (PEM, not encrypted: a daemon has nobody to ask for a "
+         "passphrase)."),
+    BOOL("require_certificate", LI, L(require_certificate), "false", DEFL,
+         "Require a client certificate signed by cafile/capath (which must then be set). "
+         "When false, clients are not asked for one."),
+    UNSUP("tls_engine", LI, DEFL, "OpenSSL engines; OpenSSL 3 deprecates them", NULL,
+          "OpenSSL engine for the private key. Refused: give keyfile as a PEM file."),
+    UNSUP("tls_engine_kpass_sha1", LI, DEFL, "OpenSSL engines; OpenSSL 3 deprecates them",
+          NULL, "Private key password for the engine. Refused, as tls_engine."),
+    DIR("tls_keyform", LI, 1, 1, cx_conf_set_tls_keyform, CX_CONF_K_NONE, 0, NULL, "pem",
+        DEFL, NULL, "pem (the only form supported: `engine` is refused, as tls_engine)."),
+    ENUM("tls_version", LI, L(tls_version), tls_versions, "tlsv1.2", DEFL,
+         "Lowest TLS version accepted: tlsv1.3, tlsv1.2 or tlsv1.1 (TLS 1.2 and 1.3 by "
+         "default, as mosquitto 2)."),
+    BOOL("use_identity_as_username", LI, L(use_identity_as_username), "false", DEFL,
+         "Use the client certificate's CN (or, on a PSK listener, the PSK identity) as the "
+         "username; the CONNECT's username and password are ignored and the password check "
+         "is skipped, as in mosquitto."),
+    BOOL("use_subject_as_username", LI, L(use_subject_as_username), "false", DEFL,
+         "Use the client certificate's whole subject (RFC 2253, e.g. CN=a,O=b) as the "
+         "username, like use_identity_as_username."),
+    STR("psk_hint", LI, L(psk_hint), NULL, DEFL,
+        "TLS-PSK identity hint; enables TLS-PSK on this listener (keys from psk_file). "
+        "Cannot be combined with certfile on one listener, as in mosquitto."),
 
-    SECTION("WebSockets, HTTP and PROXY protocol", NULL),
-    UNSUP("enable_proxy_protocol", LI, 0, "PROXY protocol", NULL,
-          "Expect a PROXY protocol v1 or v2 header from a load balancer."),
-    UNSUP("http_dir", LI, 0, "websockets and HTTP API", NULL,
+    SECTION("WebSockets, HTTP and PROXY protocol",
+            "`protocol websockets` listeners speak MQTT over WebSockets (RFC 6455), over TLS "
+            "too when they have TLS settings (docs/websockets.md). PROXY protocol: docs/proxy.md."),
+    INT("enable_proxy_protocol", LI, L(enable_proxy_protocol), &r_proxy, "0", 0,
+        "Expect a PROXY protocol header from a load balancer before anything else: 1 accepts "
+        "v1, 2 accepts v2 and v1 (the spec's advice). A connection without a valid header is "
+        "closed. The header's client address replaces the socket's in logs and for plugins."),
+    UNSUP("http_dir", LI, 0, "HTTP file serving", NULL,
           "Directory of files served over HTTP."),
-    UNSUP_BOOL("proxy_protocol_v2_require_tls", LI, 0, "PROXY protocol",
-               "Refuse PROXY v2 clients that did not use TLS."),
+    BOOL("proxy_protocol_v2_require_tls", LI, L(proxy_protocol_v2_require_tls), "false", 0,
+         "With enable_proxy_protocol: refuse connections whose PROXY header does not say the "
+         "client connected over TLS (v2 SSL TLV; a v1 header cannot say it, so it is refused)."),
     DIR("websockets_headers_size", GL, 1, 1, cx_conf_set_size, CX_CONF_K_SIZE,
         G(packet_buffer_size), &r_u16, "4096", COMPAT, NULL,
-        "Alias of packet_buffer_size (one option in mosquitto 2.1)."),
-    UNSUP("websockets_log_level", GL, 0, "websockets", "0", "libwebsockets log level."),
-    UNSUP("websockets_origin", LI, MULTI, "websockets", NULL,
-          "Allowed Origin header of WebSocket upgrades."),
+        "Alias of packet_buffer_size (one option in mosquitto 2.1); also the largest "
+        "WebSocket upgrade request accepted (at least 4096 bytes)."),
+    DIR("websockets_log_level", GL, 1, 1, cx_conf_set_obsolete, CX_CONF_K_NONE, 0, NULL, "0",
+        COMPAT, NULL,
+        "libwebsockets' log level: accepted and ignored (`log_type websockets` logs "
+        "culex's WebSocket events)."),
+    DIR("websockets_origin", LI, 1, REST, cx_conf_set_ws_origin, CX_CONF_K_NONE, 0, NULL,
+        NULL, MULTI, NULL,
+        "An allowed Origin of WebSocket upgrades (repeat for several, e.g. "
+        "https://example.com). When given, upgrades with another Origin, or none, are "
+        "answered 403."),
 
     SECTION("Persistence",
             "Retained messages, persistent sessions, their subscriptions and their queued and "

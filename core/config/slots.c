@@ -325,8 +325,10 @@ const char *cx_conf_set_protocol(cx_conf_ctx_t *ctx, const cx_conf_directive_t *
         *(int *)slot = CX_PROTO_MQTT;
         return NULL;
     }
-    if (strcmp(v, "websockets") == 0)
-        return cx_conf_refuse(ctx, "websockets", NULL);
+    if (strcmp(v, "websockets") == 0) {
+        *(int *)slot = CX_PROTO_WEBSOCKETS;
+        return NULL;
+    }
     if (strcmp(v, "http_api") == 0)
         return cx_conf_refuse(ctx, "HTTP API", NULL);
     return cx_conf_msg(ctx, "invalid value '%s' (expected mqtt, websockets or http_api)", v);

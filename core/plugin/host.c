@@ -149,6 +149,21 @@ culex_client *cx_pclient_new(const char *id, size_t id_len, const char *username
     return c;
 }
 
+int cx_pclient_set_cert(culex_client *c, const char *fields, size_t len)
+{
+    char *n = NULL;
+    if (len) {
+        n = cx_malloc(len);
+        if (!n)
+            return CX_ENOMEM;
+        memcpy(n, fields, len);
+    }
+    cx_free(c->cert);
+    c->cert = n;
+    c->cert_len = len;
+    return CX_OK;
+}
+
 int cx_pclient_set_id(culex_client *c, const char *id, size_t len)
 {
     char *n = cx_strndup(id, len);
@@ -174,6 +189,7 @@ void cx_pclient_unref(culex_client *c)
     cx_free(c->data);
     cx_free(c->id);
     cx_free(c->username);
+    cx_free(c->cert);
     cx_free(c);
 }
 
@@ -286,10 +302,19 @@ static const char *h_client_username(const culex_client *c) { return c ? c->user
 static const char *h_client_address(const culex_client *c) { return c ? c->address : NULL; }
 static int h_client_protocol(const culex_client *c) { return c ? c->protocol : 0; }
 static int h_client_listener_port(const culex_client *c) { return c ? c->port : 0; }
+/* The transport's identity facts (net/conn.h, cx_conn_field, lists the names). */
 static const char *h_client_cert_field(const culex_client *c, const char *f)
 {
-    (void)c, (void)f;
-    return NULL; /* no TLS yet */
+    if (!c || !f || !c->cert)
+        return NULL;
+    const char *p = c->cert, *end = p + c->cert_len;
+    while (p < end) {
+        const char *v = p + strlen(p) + 1;
+        if (strcmp(p, f) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
 }
 
 static void *h_client_data_get(culex_plugin *self, const culex_client *c)

@@ -47,12 +47,18 @@ struct culex_client {
     char address[64];
     int protocol;
     int port;
+    char *cert;            /* transport identity, "name\0value\0..." (client_cert_field) */
+    size_t cert_len;
     struct cx_pdata *data; /* per-plugin data (client_data_set) */
     size_t ndata;
 };
 
 culex_client *cx_pclient_new(const char *id, size_t id_len, const char *username,
                              size_t username_len, const char *address, int protocol, int port);
+/* Copies the transport's identity fields (certificate CN, subject, ..., as
+ * "name\0value\0..." of len bytes; see cx_conn_field) for client_cert_field. Before the
+ * client is shared with plugins. */
+int cx_pclient_set_cert(culex_client *c, const char *fields, size_t len);
 /* Replaces the client id (assigned or taken-over ids are known only after auth). */
 int cx_pclient_set_id(culex_client *c, const char *id, size_t len);
 void cx_pclient_ref(culex_client *c);

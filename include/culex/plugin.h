@@ -309,7 +309,12 @@ typedef struct culex_host_api {
     const char *(*client_address)(const culex_client *c);  /* "ip:port" or "unix" */
     int (*client_protocol)(const culex_client *c);          /* 3, 4 or 5 */
     int (*client_listener_port)(const culex_client *c);     /* 0 for unix sockets */
-    /* TLS certificate fields ("CN", "subject", ...); NULL without TLS. */
+    /* Transport identity; NULL when absent. With a client certificate: "CN", "O", "OU",
+     * "C", ... (each subject attribute by its OpenSSL short name, the first of each),
+     * "subject" and "issuer" (RFC 2253), "serial" (hex), "sha256" (fingerprint, hex). Over
+     * TLS: "tls_version", "cipher"; TLS-PSK: "psk_identity". Behind a TLS-terminating
+     * proxy (PROXY protocol v2): "tls_version", "CN" if the proxy verified a client
+     * certificate, and "verified_by" = "proxy". */
     const char *(*client_cert_field)(const culex_client *c, const char *field);
 
     /* callback: per-client data of this plugin; free_cb runs when the client goes away. */

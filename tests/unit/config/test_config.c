@@ -1178,26 +1178,11 @@ static void test_not_supported_families(void)
         const char *text;
         const char *expect;
     } cases[] = {
-        {"listener 8883\ncertfile /x.pem\n", "main.conf:2: certfile: not supported yet (TLS)"},
-        {"listener 8883\ncafile /ca.pem\n", "cafile: not supported yet (TLS)"},
-        {"listener 8883\nrequire_certificate true\n",
-         "require_certificate: not supported yet (TLS)"},
-        {"listener 8883\ntls_version tlsv1.2\n", "tls_version: not supported yet (TLS)"},
-        {"listener 8883\npsk_hint hint\n", "psk_hint: not supported yet (TLS-PSK)"},
-        {"psk_file /psk\n", "psk_file: not supported yet (TLS-PSK)"},
-        {"listener 9001\nprotocol websockets\n", "protocol: not supported yet (websockets)"},
         {"listener 9001\nprotocol http_api\n", "protocol: not supported yet (HTTP API)"},
-        {"listener 9001\nhttp_dir /www\n", "http_dir: not supported yet (websockets and HTTP API)"},
-        {"listener 9001\nwebsockets_origin http://x\n",
-         "websockets_origin: not supported yet (websockets)"},
-        {"websockets_log_level 255\n", "websockets_log_level: not supported yet (websockets)"},
-        {"listener 1883\nenable_proxy_protocol 2\n",
-         "enable_proxy_protocol: not supported yet (PROXY protocol)"},
-        {"listener 1883\nproxy_protocol_v2_require_tls true\n",
-         "not supported yet (PROXY protocol)"},
+        {"listener 9001\nhttp_dir /www\n", "http_dir: not supported yet (HTTP file serving)"},
+        {"listener 8883\ntls_engine pkcs11\n", "tls_engine: not supported yet (OpenSSL engines"},
         {"connection cloud\naddress 1.2.3.4\ntopic # both 0\n",
          "main.conf:1: connection: not supported yet (bridges): bridge 'cloud'"},
-        {"listener 1883\npsk_file /psk\n", "psk_file: not supported yet (TLS-PSK)"},
         {"enable_control_api true\n", "enable_control_api: not supported yet ($CONTROL API)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1211,15 +1196,115 @@ static void test_not_supported_families(void)
     cx_config_free(c);
 }
 
+/* Loads and finishes a file whose finish must fail; returns the error text. */
+static const char *finish_err(const char *content)
+{
+    cx_config_t *cfg;
+    int rc = load(content, &cfg);
+    if (rc != 0)
+        CX_FAIL_("unexpected load error: %s", err);
+    rc = cx_config_finish(cfg, NULL, 0, err, sizeof err);
+    if (rc != CX_ECONFIG)
+        CX_FAIL_("expected CX_ECONFIG from finish, got %d for:\n%s", rc, content);
+    cx_config_free(cfg);
+    return err;
+}
+
+static void test_tls_websockets_proxy(void)
+{
+    cx_config_t *c = load_ok("certfile /s.pem\nkeyfile /s.key\nlistener 8883\n"
+                             "certfile /c.pem\nkeyfile /k.pem\ncafile /ca.pem\ncapath /cas\n"
+                             "crlfile /crl.pem\nciphers HIGH\nciphers_tls1.3 TLS_AES_128_GCM_SHA256\n"
+                             "dhparamfile /dh.pem\ntls_version tlsv1.3\nrequire_certificate true\n"
+                             "use_identity_as_username true\ntls_keyform pem\n"
+                             "disable_client_cert_date_checks true\n"
+                             "listener 9001\nprotocol websockets\nwebsockets_origin https://a.example\n"
+                             "websockets_origin http://b.example:8080\n"
+                             "listener 1884\nenable_proxy_protocol 2\n"
+                             "proxy_protocol_v2_require_tls true\n"
+                             "psk_file /psk\nlistener 8884\npsk_hint hint\n"
+                             "use_identity_as_username true\n");
+    CHECK_INT_EQ(c->listener_count, 5);
+    const cx_listener_conf_t *d = &c->listeners[0]; /* mosquitto's default listener */
+    CHECK_INT_EQ(d->port, 1883);
+    CHECK_STR_EQ(d->certfile, "/s.pem");
+    const cx_listener_conf_t *t = &c->listeners[1];
+    CHECK_STR_EQ(t->certfile, "/c.pem");
+    CHECK_STR_EQ(t->keyfile, "/k.pem");
+    CHECK_STR_EQ(t->cafile, "/ca.pem");
+    CHECK_STR_EQ(t->capath, "/cas");
+    CHECK_STR_EQ(t->crlfile, "/crl.pem");
+    CHECK_STR_EQ(t->ciphers, "HIGH");
+    CHECK_STR_EQ(t->ciphers_tls13, "TLS_AES_128_GCM_SHA256");
+    CHECK_STR_EQ(t->dhparamfile, "/dh.pem");
+    CHECK_INT_EQ(t->tls_version, CX_TLS_V1_3);
+    CHECK(t->require_certificate && t->use_identity_as_username);
+    CHECK(t->disable_client_cert_date_checks);
+    const cx_listener_conf_t *w = &c->listeners[2];
+    CHECK_INT_EQ(w->protocol, CX_PROTO_WEBSOCKETS);
+    CHECK_INT_EQ(w->websockets_origin_count, 2);
+    CHECK_STR_EQ(w->websockets_origin[1], "http://b.example:8080");
+    CHECK(w->certfile == NULL);
+    const cx_listener_conf_t *p = &c->listeners[3];
+    CHECK_INT_EQ(p->enable_proxy_protocol, 2);
+    CHECK(p->proxy_protocol_v2_require_tls);
+    CHECK_STR_EQ(c->psk_file, "/psk"); /* global without per_listener_settings */
+    CHECK_STR_EQ(c->listeners[4].psk_hint, "hint");
+    cx_config_free(c);
+
+    /* a PROXY listener may rely on the load balancer for client certificates */
+    c = load_ok("listener 1883\nenable_proxy_protocol 2\nrequire_certificate true\n"
+                "use_identity_as_username true\n");
+    cx_config_free(c);
+
+    /* mosquitto's rules, checked once the whole file is read */
+    static const struct {
+        const char *text;
+        const char *expect;
+    } bad[] = {
+        {"listener 8883\ncertfile /c\nkeyfile /k\nrequire_certificate true\n",
+         "main.conf:1: listener: require_certificate true needs cafile or capath"},
+        {"listener 8883\ncertfile /c\n", "certfile needs keyfile"},
+        {"listener 8883\nkeyfile /k\n", "keyfile needs certfile"},
+        {"listener 8883\ncafile /ca\n", "cafile needs TLS on this listener"},
+        {"listener 8883\nrequire_certificate true\n", "require_certificate needs TLS"},
+        {"listener 8883\nuse_identity_as_username true\n",
+         "use_identity_as_username needs TLS"},
+        {"listener 8883\npsk_hint h\n", "psk_hint needs a psk_file"},
+        {"psk_file /p\nlistener 8883\npsk_hint h\ncertfile /c\nkeyfile /k\n",
+         "psk_hint cannot be combined with certfile"},
+        {"listener 1883\nwebsockets_origin http://x\n", "websockets_origin needs `protocol "
+                                                         "websockets`"},
+        {"listener 1883\nproxy_protocol_v2_require_tls true\n",
+         "proxy_protocol_v2_require_tls needs enable_proxy_protocol"},
+        {"listener 8883\ncertfile /c\nkeyfile /k\nuse_identity_as_username true\n"
+         "use_subject_as_username true\n", "exclude each other"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_HAS(finish_err(bad[i].text), bad[i].expect);
+
+    /* refused at once */
+    CHECK_HAS(load_err("listener 1883\nenable_proxy_protocol 3\n"), "enable_proxy_protocol");
+    CHECK_HAS(load_err("listener 8883\ntls_version sslv3\n"),
+              "invalid value 'sslv3' (expected one of: tlsv1.3, tlsv1.2, tlsv1.1)");
+    CHECK_HAS(load_err("listener 8883\ntls_keyform engine\n"),
+              "tls_keyform: not supported: OpenSSL engines");
+    CHECK_HAS(load_err("listener 9001\nprotocol websockets\nwebsockets_origin a b\n"),
+              "one origin per line");
+    /* websockets_log_level is libwebsockets': accepted, ignored */
+    c = load_ok("websockets_log_level 255\nlistener 1883\n");
+    cx_config_free(c);
+}
+
 static void test_refusals_collected(void)
 {
     /* every missing feature once, in file order; then the first hard error ends it */
-    const char *e = load_err("enable_control_api true\nlistener 8883\ncertfile /a\nkeyfile /b\n"
-                             "persistence true\nlistener 9001\nprotocol websockets\n"
+    const char *e = load_err("enable_control_api true\nlistener 8883\nhttp_dir /a\nkeyfile /b\n"
+                             "persistence true\nlistener 9001\nprotocol http_api\n"
                              "bogus 1\nsys_interval x\n");
     CHECK(starts_in_dir(e, "main.conf:1: enable_control_api: not supported yet ($CONTROL API)\n"));
-    CHECK_HAS(e, "/main.conf:3: certfile: not supported yet (TLS)\n");
-    CHECK_HAS(e, "/main.conf:7: protocol: not supported yet (websockets)\n");
+    CHECK_HAS(e, "/main.conf:3: http_dir: not supported yet (HTTP file serving)\n");
+    CHECK_HAS(e, "/main.conf:7: protocol: not supported yet (HTTP API)\n");
     CHECK_HAS(e, "/main.conf:8: bogus: unknown directive");
     CHECK(strstr(e, "keyfile") == NULL);
     CHECK(strstr(e, "sys_interval") == NULL);
@@ -1397,14 +1482,15 @@ static void test_reference(void)
         CHECK_HAS(text, needle);
     }
     CHECK_HAS(text, "| `max_inflight_messages` | global | 1 | 20 | reloadable |");
-    CHECK_HAS(text,
-              "| `certfile` | listener, default listener | any | - | not supported yet (TLS) |");
+    CHECK_HAS(text, "| `certfile` | listener, default listener | rest of line | - | - |");
+    CHECK_HAS(text, "| `http_dir` | listener | any | - | not supported yet (HTTP file serving) |");
     CHECK_HAS(text, "| `workers` | global | 1 | number of online CPUs | culex only |");
     free(text);
 }
 
 CX_TEST_MAIN(
     CX_TEST(defaults),
+    CX_TEST(tls_websockets_proxy),
     CX_TEST(listener_defaults),
     CX_TEST(bool_setter),
     CX_TEST(key_equals_value),
