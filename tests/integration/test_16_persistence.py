@@ -61,6 +61,7 @@ class RestartRestores(PersistBase):
         s = self.raw_connected(b, cid, 5, clean=True, props=[(P_SESSION_EXPIRY, 3600)])
         s.subscribe(t + "/q/#", qos=2, sub_id=7, no_local=True, rap=True, retain_handling=2)
         s.subscribe(t + "/other", qos=1, sub_id=9)
+        s.subscribe("$share/grp/" + t + "/shared", qos=1, sub_id=11)
         s.subscribe(t + "/dropped", qos=1)
         s.unsubscribe(t + "/dropped")
         s.disconnect()
@@ -96,6 +97,9 @@ class RestartRestores(PersistBase):
         self.assertEqual((m.payload, m.props.get(P_SUBSCRIPTION_ID)), (b"o", 9))
         p.publish(t + "/dropped", b"no", qos=1)
         s.expect_nothing(0.3)
+        p.publish(t + "/shared", b"sh", qos=1)            # the shared subscription too
+        m = s.recv_publish()
+        self.assertEqual((m.payload, m.props.get(P_SUBSCRIPTION_ID)), (b"sh", 11))
         # retained: the value, its properties, and the cleared topic stays cleared
         r = self.raw_connected(b, unique("r"), 5)
         r.subscribe(t + "/+", qos=1)
