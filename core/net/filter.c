@@ -84,6 +84,11 @@ ssize_t cx_xraw_recv(cx_xport_t *x, uint8_t *p, size_t n)
         cx_buf_consume(&x->pre, m, 1);
         return (ssize_t)m;
     }
+    return cx_xraw_sock_recv(x, p, n);
+}
+
+ssize_t cx_xraw_sock_recv(cx_xport_t *x, uint8_t *p, size_t n)
+{
     for (;;) {
         ssize_t r = recv(x->conn->io.fd, p, n, 0);
         if (r > 0)

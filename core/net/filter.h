@@ -81,6 +81,7 @@ typedef struct cx_xport {
     bool tls_dead;         /* fatal error: no close_notify may be sent */
     uint8_t first[4];      /* first bytes the client sent, to explain a failed handshake */
     uint8_t nfirst;
+    char psk_identity[129]; /* the identity whose key the PSK callback gave, "" = none */
 
     /* WebSocket */
     bool ws;
@@ -126,6 +127,7 @@ void cx_xport_again_cb(cx_loop_t *loop, cx_timer_t *t);
 /* Layers (filter_*.c). Steps return >0 progressed, 0 would block, <0 failed (and have
  * closed the connection, having logged why). */
 ssize_t cx_xraw_recv(cx_xport_t *x, uint8_t *p, size_t n);  /* CX_ECLOSED on EOF */
+ssize_t cx_xraw_sock_recv(cx_xport_t *x, uint8_t *p, size_t n); /* the socket only */
 ssize_t cx_xraw_send(cx_xport_t *x, const uint8_t *p, size_t n);
 ssize_t cx_xproxy_step(cx_conn_t *c);
 int cx_xtls_init(cx_xport_t *x);

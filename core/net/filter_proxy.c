@@ -28,7 +28,7 @@ ssize_t cx_xproxy_step(cx_conn_t *c)
     /* Read what is there; the bytes after the header stay in `pre` for the next layer. */
     if (cx_buf_reserve(&x->pre, 4096) != CX_OK)
         return refuse(c, "PROXY protocol header too long");
-    ssize_t n = cx_xraw_recv(x, cx_buf_tail(&x->pre), cx_buf_room(&x->pre));
+    ssize_t n = cx_xraw_sock_recv(x, cx_buf_tail(&x->pre), cx_buf_room(&x->pre));
     if (n == 0)
         return 0;
     if (n < 0) {

@@ -173,9 +173,8 @@ static int peer_fields(cx_xport_t *x)
     const char *cipher = SSL_get_cipher_name(ssl);
     if (cipher)
         rc |= cx_xport_add_field(x, "cipher", cipher, strlen(cipher));
-    const char *psk = SSL_get_psk_identity(ssl);
-    if (psk && x->tctx->psk_listener)
-        rc |= cx_xport_add_field(x, "psk_identity", psk, strlen(psk));
+    if (x->psk_identity[0] && x->tctx->psk_listener)
+        rc |= cx_xport_add_field(x, "psk_identity", x->psk_identity, strlen(x->psk_identity));
     X509 *cert = SSL_get1_peer_certificate(ssl);
     if (cert) {
         rc |= add_attributes(x, X509_get_subject_name(cert));

@@ -208,6 +208,11 @@ static unsigned psk_server_cb(SSL *ssl, const char *identity, unsigned char *psk
             if (e->key_len > max_len)
                 return 0;
             memcpy(psk, e->key, e->key_len);
+            /* Remember who it was: OpenSSL does not report the identity of a TLS 1.3
+             * session made through this callback. The BIO is ours (filter_tls.c). */
+            cx_xport_t *x = BIO_get_data(SSL_get_rbio(ssl));
+            if (x)
+                snprintf(x->psk_identity, sizeof x->psk_identity, "%s", e->identity);
             return (unsigned)e->key_len;
         }
     }
