@@ -1092,7 +1092,8 @@ class Paho:
 
     def __init__(self, port, client_id="", version=5, clean=True, keepalive=60,
                  props=None, will=None, username=None, password=None, connect=True,
-                 expect_rc=0):
+                 expect_rc=0, transport="tcp", tls_context=None, ws_path=None,
+                 ws_headers=None):
         self.port = port
         self.version = version
         self.cond = threading.Condition()
@@ -1102,7 +1103,8 @@ class Paho:
         self.published = set()
         self.messages = []
         self.disconnects = []
-        kw = {"protocol": _PAHO_PROTOCOLS[version], "reconnect_on_failure": False}
+        kw = {"protocol": _PAHO_PROTOCOLS[version], "reconnect_on_failure": False,
+              "transport": transport}
         if version != 5:
             kw["clean_session"] = clean
         self.clean = clean
@@ -1114,6 +1116,10 @@ class Paho:
         c.on_publish = self._on_publish
         c.on_message = self._on_message
         c.on_disconnect = self._on_disconnect
+        if tls_context is not None:
+            c.tls_set_context(tls_context)
+        if ws_path is not None or ws_headers is not None:
+            c.ws_set_options(path=ws_path or "/mqtt", headers=ws_headers)
         if will is not None:
             c.will_set(will["topic"], will.get("payload"), will.get("qos", 0),
                        will.get("retain", False), will.get("props"))
