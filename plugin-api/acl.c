@@ -356,9 +356,17 @@ static int load_stream(culex_acl *acl, const char *name, FILE *fp, char *err, si
     unsigned long lineno = 0;
     int rc = 0;
     char msg[512];
-    while (getline(&line, &cap, fp) >= 0) {
+    ssize_t got;
+    while ((got = getline(&line, &cap, fp)) >= 0) {
         lineno++;
         msg[0] = '\0';
+        /* A NUL byte would silently cut the line short (a deny rule's filter included): the
+         * file is refused instead, as the config and password parsers do. */
+        if (memchr(line, '\0', (size_t)got)) {
+            rc = -EINVAL;
+            culex__set_err(err, errlen, "%s:%lu: NUL byte in the line", name, lineno);
+            break;
+        }
         rc = parse_line(acl, line, &user, msg, sizeof msg);
         if (rc != 0) {
             culex__set_err(err, errlen, "%s:%lu: %s", name, lineno, msg[0] ? msg : "out of memory");

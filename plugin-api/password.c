@@ -195,7 +195,21 @@ static int parse_mosq7(const char *rest, parsed *p)
     field f[3];
     if (split_fields(rest, f, 3) != 3 || !parse_count(&f[0], &p->iterations))
         return CULEX_PW_EFORMAT;
+    if (p->iterations > CULEX_PW_MAX_PBKDF2_ITERATIONS)
+        return CULEX_PW_ECOST;
     return decode_mosq_salt_hash(&f[1], &f[2], CULEX_PW_SHA512_PBKDF2, p);
+}
+
+/* The N of a sha-crypt "rounds=N" field: CULEX_PW_ECOST above the limit, else 0 (libxcrypt
+ * judges the rest of the syntax). */
+static int crypt_rounds_cost(const field *f)
+{
+    field n = {f->p + 7, f->len - 7};
+    unsigned rounds;
+    if (f->len > 7 && parse_count(&n, &rounds) && rounds <= CULEX_PW_MAX_CRYPT_ROUNDS)
+        return 0;
+    return f->len > 7 && f->len - 7 <= 10 && parse_count(&n, &rounds) ? CULEX_PW_ECOST
+                                                                       : CULEX_PW_EFORMAT;
 }
 
 /* `$6$...`: Mosquitto's salted SHA-512 or sha512-crypt; see the header for the rule. */
@@ -203,10 +217,12 @@ static int parse_dollar6(const char *rest, parsed *p)
 {
     field f[3];
     size_t n = split_fields(rest, f, 3);
-    if (has_prefix(rest, "rounds="))
-        return n == 3 && f[2].len == 86 && is_crypt_alphabet(f[2].p, f[2].len)
-                   ? CULEX_PW_SHA512_CRYPT
-                   : CULEX_PW_EFORMAT;
+    if (has_prefix(rest, "rounds=")) {
+        if (n != 3 || f[2].len != 86 || !is_crypt_alphabet(f[2].p, f[2].len))
+            return CULEX_PW_EFORMAT;
+        int cost = crypt_rounds_cost(&f[0]);
+        return cost ? cost : CULEX_PW_SHA512_CRYPT;
+    }
     if (n != 2)
         return CULEX_PW_EFORMAT;
     if (f[1].len == 88 && f[1].p[86] == '=' && f[1].p[87] == '=') {
@@ -232,6 +248,8 @@ static int parse_goauth(const char *rest, unsigned flags, parsed *p)
         return CULEX_PW_EFORMAT;
     if (!parse_count(&f[1], &p->iterations))
         return CULEX_PW_EFORMAT;
+    if (p->iterations > CULEX_PW_MAX_PBKDF2_ITERATIONS)
+        return CULEX_PW_ECOST;
     if (flags & CULEX_PW_RAW_SALT) {
         if (f[2].len < 1 || f[2].len > sizeof p->salt)
             return CULEX_PW_EFORMAT;
@@ -261,14 +279,16 @@ static int shape_crypt(const char *e)
         if (strlen(e) != 60 || e[4] < '0' || e[4] > '3' || e[5] < '0' || e[5] > '9' ||
             e[6] != '$' || !is_crypt_alphabet(e + 7, 53))
             return CULEX_PW_EFORMAT;
-        return CULEX_PW_BCRYPT;
+        unsigned cost = (unsigned)(e[4] - '0') * 10 + (unsigned)(e[5] - '0');
+        return cost > CULEX_PW_MAX_BCRYPT_COST ? CULEX_PW_ECOST : CULEX_PW_BCRYPT;
     }
     if (has_prefix(e, "$5$")) {
         n = split_fields(e + 3, f, 3);
         if (n < 2 || n > 3 || (n == 3 && !has_prefix(f[0].p, "rounds=")) ||
             f[n - 1].len != 43 || !is_crypt_alphabet(f[n - 1].p, f[n - 1].len))
             return CULEX_PW_EFORMAT;
-        return CULEX_PW_SHA256_CRYPT;
+        int cost = n == 3 ? crypt_rounds_cost(&f[0]) : 0;
+        return cost ? cost : CULEX_PW_SHA256_CRYPT;
     }
     if (has_prefix(e, "$y$")) {
         n = split_fields(e + 3, f, 4);
@@ -278,6 +298,33 @@ static int shape_crypt(const char *e)
         return CULEX_PW_YESCRYPT;
     }
     return CULEX_PW_EFORMAT;
+}
+
+/* "m=M,t=T,p=P" within the limits. Values that do not parse are left to libargon2, which
+ * refuses them; only costs that parse and are too high are refused here. */
+static bool argon2_cost_ok(const field *f)
+{
+    static const struct {
+        char key;
+        unsigned max;
+    } lim[3] = {{'m', CULEX_PW_MAX_ARGON2_M_KIB}, {'t', CULEX_PW_MAX_ARGON2_T},
+                {'p', CULEX_PW_MAX_ARGON2_P}};
+    const char *s = f->p, *end = f->p + f->len;
+    while (s < end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *stop = comma ? comma : end;
+        for (int i = 0; i < 3; i++) {
+            if (stop - s < 3 || s[0] != lim[i].key || s[1] != '=')
+                continue;
+            unsigned long long v = 0;
+            for (const char *d = s + 2; d < stop && v <= 0xffffffffull; d++)
+                v = (*d >= '0' && *d <= '9') ? v * 10 + (unsigned)(*d - '0') : 0xffffffffffull;
+            if (v != 0xffffffffffull && v > lim[i].max)
+                return false;
+        }
+        s = stop + 1;
+    }
+    return true;
 }
 
 static int shape_argon2(const char *e, argon2_type *type)
@@ -302,15 +349,18 @@ static int shape_argon2(const char *e, argon2_type *type)
     field f[5];
     size_t n = split_fields(rest, f, 4);
     /* [v=19$]m=..,t=..,p=..$salt$hash */
-    if (n == 4 && has_prefix(f[0].p, "v="))
-        return has_prefix(f[1].p, "m=") && f[2].len && f[3].len ? scheme : CULEX_PW_EFORMAT;
-    if (n == 3)
-        return has_prefix(f[0].p, "m=") && f[1].len && f[2].len ? scheme : CULEX_PW_EFORMAT;
-    return CULEX_PW_EFORMAT;
+    const field *params;
+    if (n == 4 && has_prefix(f[0].p, "v=") && has_prefix(f[1].p, "m=") && f[2].len && f[3].len)
+        params = &f[1];
+    else if (n == 3 && has_prefix(f[0].p, "m=") && f[1].len && f[2].len)
+        params = &f[0];
+    else
+        return CULEX_PW_EFORMAT;
+    return argon2_cost_ok(params) ? scheme : CULEX_PW_ECOST;
 }
 
 /* Parses the formats whose digest this file computes; returns 0, a crypt/argon2 scheme
- * number (> 0, handled by the libraries), or CULEX_PW_EFORMAT. */
+ * number (> 0, handled by the libraries), CULEX_PW_EFORMAT or CULEX_PW_ECOST. */
 static int parse_encoded(const char *e, unsigned flags, parsed *p)
 {
     if (has_prefix(e, "$7$"))
@@ -321,8 +371,8 @@ static int parse_encoded(const char *e, unsigned flags, parsed *p)
         return parse_goauth(e + 7, flags, p);
     argon2_type t;
     int s = shape_argon2(e, &t);
-    if (s >= 0)
-        return s;
+    if (s != CULEX_PW_EFORMAT)
+        return s; /* a scheme, or CULEX_PW_ECOST */
     return shape_crypt(e);
 }
 
@@ -394,8 +444,9 @@ static int verify_crypt(const char *encoded, const char *pw, size_t len)
 static int verify_argon2(const char *encoded, const char *pw, size_t len)
 {
     argon2_type t;
-    if (shape_argon2(encoded, &t) < 0)
-        return CULEX_PW_EFORMAT;
+    int shape = shape_argon2(encoded, &t);
+    if (shape < 0)
+        return shape;
     if (len > UINT32_MAX)
         return 0;
     int r = argon2_verify(encoded, pw, len, t); /* compares in constant time */
@@ -643,6 +694,8 @@ const char *culex_pw_strerror(int err)
         return "crypto library failure";
     case CULEX_PW_EUNSUPPORTED:
         return "hash scheme not supported for creation";
+    case CULEX_PW_ECOST:
+        return "password hash asks for more work than culex allows";
     default:
         return "unknown error";
     }

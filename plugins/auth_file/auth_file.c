@@ -253,7 +253,15 @@ static af_pwtab *pwtab_load(af_state *st, const char *path, char *err, size_t er
                           line, user);
             continue;
         }
-        if (culex_pw_identify(hash) < 0) {
+        int kind = culex_pw_identify(hash);
+        if (kind == CULEX_PW_ECOST) {
+            st->host->log(st->self, CULEX_LOG_WARNING,
+                          "%s:%u: The password hash for user %s asks for more work than culex "
+                          "allows (see culex/sdk/password.h), removing entry.",
+                          path, line, user);
+            continue;
+        }
+        if (kind < 0) {
             st->host->log(st->self, CULEX_LOG_WARNING,
                           "%s:%u: Invalid password hash type for user %s, removing entry.",
                           path, line, user);

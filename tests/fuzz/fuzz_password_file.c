@@ -163,7 +163,7 @@ static bool cheap_enough(const char *e)
 static void check_verify_rc(int rc)
 {
     FUZZ_CHECK(rc == 0 || rc == 1 || rc == CULEX_PW_EFORMAT || rc == CULEX_PW_EINVAL ||
-               rc == CULEX_PW_ECRYPTO);
+               rc == CULEX_PW_ECRYPTO || rc == CULEX_PW_ECOST);
     FUZZ_CHECK(culex_pw_strerror(rc) != NULL);
 }
 
@@ -171,13 +171,14 @@ static void check_verify_rc(int rc)
 static void check_front_end(const char *hash, const char *pw, size_t pwlen)
 {
     int id = culex_pw_identify(hash);
-    FUZZ_CHECK(id == CULEX_PW_EFORMAT || (id >= 0 && id <= CULEX_PW_ARGON2D));
+    FUZZ_CHECK(id == CULEX_PW_EFORMAT || id == CULEX_PW_ECOST ||
+               (id >= 0 && id <= CULEX_PW_ARGON2D));
     if (!cheap_enough(hash))
         return;
     int rc = culex_pw_verify_ex(hash, pw, pwlen, 0);
     check_verify_rc(rc);
-    if (id == CULEX_PW_EFORMAT)
-        FUZZ_CHECK(rc == CULEX_PW_EFORMAT); /* identify and verify parse alike */
+    if (id == CULEX_PW_EFORMAT || id == CULEX_PW_ECOST)
+        FUZZ_CHECK(rc == id); /* identify and verify parse alike */
     check_verify_rc(culex_pw_verify_ex(hash, pw, pwlen, CULEX_PW_RAW_SALT));
 }
 

@@ -60,6 +60,18 @@ typedef enum culex_pw_scheme {
 #define CULEX_PW_ENOSPC (-3)       /* output buffer too small */
 #define CULEX_PW_ECRYPTO (-4)      /* the crypto library failed (RNG, out of memory, ...) */
 #define CULEX_PW_EUNSUPPORTED (-5) /* scheme cannot be created here */
+#define CULEX_PW_ECOST (-6)        /* the encoding asks for more work than the limits below */
+
+/* The most work a stored hash may ask for. A hash file is configuration, but one line with
+ * 2^31 PBKDF2 iterations or a 100 GiB argon2 memory cost would tie up a verifying thread for
+ * hours or exhaust memory at every login: such entries are refused (CULEX_PW_ECOST) by
+ * culex_pw_identify() and culex_pw_verify(). Each limit is far above every default. */
+#define CULEX_PW_MAX_PBKDF2_ITERATIONS 10000000u /* $7$, PBKDF2$ */
+#define CULEX_PW_MAX_CRYPT_ROUNDS 10000000u      /* $5$/$6$ rounds= */
+#define CULEX_PW_MAX_BCRYPT_COST 17u             /* about 10 s here */
+#define CULEX_PW_MAX_ARGON2_M_KIB 1048576u       /* 1 GiB */
+#define CULEX_PW_MAX_ARGON2_T 64u
+#define CULEX_PW_MAX_ARGON2_P 64u
 
 /* Flags for culex_pw_verify_ex(). */
 #define CULEX_PW_RAW_SALT 0x1u /* PBKDF2$ form: the salt field is used as text, not base64 */

@@ -353,6 +353,17 @@ static void test_load_file(void)
     CHECK_INT_EQ(culex_acl_check(acl, "bob", "c", R, "b/1"), ALLOW);
     CHECK_INT_EQ(culex_acl_check(acl, "alice", "c", R, "b/1"), NONE);
     culex_acl_free(acl);
+
+    /* a NUL byte would cut "deny a/secret" down to "deny a": refused, not truncated */
+    const char nul[] = "user bob\ntopic deny a\0/secret\ntopic read a/#\n";
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK_INT_EQ(write(fd, nul, sizeof nul - 1), (long long)(sizeof nul - 1));
+    close(fd);
+    acl = culex_acl_new();
+    CHECK_INT_EQ(culex_acl_load_file(acl, path, err, sizeof err), -EINVAL);
+    snprintf(want, sizeof want, "%s:2: NUL byte in the line", path);
+    CHECK_STR_EQ(err, want);
+    culex_acl_free(acl);
     unlink(path);
 
     acl = culex_acl_new();

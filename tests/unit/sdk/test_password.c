@@ -290,6 +290,44 @@ static double now_ms(void)
 }
 
 /* Prints the cost of one verification per format (for the record; no assertion). */
+/* Stored hashes that ask for absurd work are refused before any hashing, by identify (at
+ * load) and by verify; the limits themselves still pass. */
+static void test_cost_limits(void)
+{
+    static const char h64[] = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4"
+                              "eHh4eHh4eHh4eHh4eHh4eA==";
+    char buf[512];
+    snprintf(buf, sizeof buf, "$7$2147483647$c2FsdHNhbHQ=$%s", h64);
+    CHECK_INT_EQ(culex_pw_identify(buf), CULEX_PW_ECOST);
+    CHECK_INT_EQ(culex_pw_verify(buf, "x", 1), CULEX_PW_ECOST);
+    snprintf(buf, sizeof buf, "$7$10000001$c2FsdHNhbHQ=$%s", h64);
+    CHECK_INT_EQ(culex_pw_identify(buf), CULEX_PW_ECOST);
+    snprintf(buf, sizeof buf, "$7$10000000$c2FsdHNhbHQ=$%s", h64);
+    CHECK_INT_EQ(culex_pw_identify(buf), CULEX_PW_SHA512_PBKDF2);
+    snprintf(buf, sizeof buf, "PBKDF2$sha256$99999999$c2FsdA==$%s", h64);
+    CHECK_INT_EQ(culex_pw_identify(buf), CULEX_PW_ECOST);
+    CHECK_INT_EQ(culex_pw_identify("$6$rounds=999999999$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeX"
+                                   "bDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3Rn"
+                                   "Oaw5v."),
+                 CULEX_PW_ECOST);
+    CHECK_INT_EQ(culex_pw_identify("$5$rounds=20000000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZk"
+                                   "ZRBAwqFMz2.opqey6IcA"),
+                 CULEX_PW_ECOST);
+    CHECK_INT_EQ(culex_pw_identify("$2b$31$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"),
+                 CULEX_PW_ECOST);
+    CHECK_INT_EQ(culex_pw_identify("$2b$17$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"),
+                 CULEX_PW_BCRYPT);
+    CHECK_INT_EQ(culex_pw_identify("$argon2id$v=19$m=104857600,t=1,p=1$c2FsdHNhbHRzYWx0MTIzNA$"
+                                   "+lmmYt2z4ZMrLKIaiYmx1n"),
+                 CULEX_PW_ECOST);
+    CHECK_INT_EQ(culex_pw_verify("$argon2id$v=19$m=1024,t=1000,p=1$c2FsdHNhbHRzYWx0MTIzNA$"
+                                 "+lmmYt2z4ZMrLKIaiYmx1n", "x", 1),
+                 CULEX_PW_ECOST);
+    CHECK_INT_EQ(culex_pw_identify("$argon2i$m=1048576,t=64,p=64$c2FsdHNhbHRzYWx0MTIzNA$abc"),
+                 CULEX_PW_ARGON2I);
+    CHECK(strcmp(culex_pw_strerror(CULEX_PW_ECOST), "unknown error") != 0);
+}
+
 static void test_timing(void)
 {
     static const struct {
@@ -323,4 +361,4 @@ static void test_timing(void)
 CX_TEST_MAIN(CX_TEST(known_vectors), CX_TEST(wrong_passwords), CX_TEST(identify),
              CX_TEST(dollar6_disambiguation), CX_TEST(nul_bytes), CX_TEST(raw_salt),
              CX_TEST(malformed), CX_TEST(roundtrip_mosquitto), CX_TEST(roundtrip_other),
-             CX_TEST(hash_errors), CX_TEST(timing), )
+             CX_TEST(hash_errors), CX_TEST(cost_limits), CX_TEST(timing), )
