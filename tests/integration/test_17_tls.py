@@ -54,9 +54,9 @@ class TLSTest(BrokerTest):
         return self.start_broker(CERTS.server_lines(cafile=cafile, require=require,
                                                     extra=extra), **kw)
 
-    def tls_paho(self, broker, cert=None, version=None, client_id=None, **kw):
+    def tls_paho(self, broker, cert=None, tls_version=None, client_id=None, **kw):
         return self.paho(broker, client_id or unique("tls"),
-                         tls_context=CERTS.context(cert, version=version), **kw)
+                         tls_context=CERTS.context(cert, version=tls_version), **kw)
 
     def assert_refused(self, port, ctx, connect=True):
         """The TLS handshake fails, or (TLS 1.3, where the server judges the client's
@@ -88,8 +88,8 @@ class TLSTest(BrokerTest):
         b = self.tls_broker()
         for ver, name in ((ssl.TLSVersion.TLSv1_2, "TLSv1.2"), (ssl.TLSVersion.TLSv1_3,
                                                                   "TLSv1.3")):
-            sub = self.tls_paho(b, version=ver)
-            pub = self.tls_paho(b, version=ver)
+            sub = self.tls_paho(b, tls_version=ver)
+            pub = self.tls_paho(b, tls_version=ver)
             self.assertEqual(sub.client.socket().version(), name)
             topic = unique("tls/")
             sub.subscribe(topic, 1)
@@ -114,7 +114,7 @@ class TLSTest(BrokerTest):
         b = self.tls_broker(extra=["tls_version tlsv1.3"])
         self.assertRaises((ssl.SSLError, OSError), tls_socket, b.port,
                           CERTS.context(version=ssl.TLSVersion.TLSv1_2))
-        self.tls_paho(b, version=ssl.TLSVersion.TLSv1_3)
+        self.tls_paho(b, tls_version=ssl.TLSVersion.TLSv1_3)
         self.assert_log(b, "failed: unsupported protocol")
 
     def test_client_certificate_required(self):
@@ -130,6 +130,25 @@ class TLSTest(BrokerTest):
         b = self.tls_broker()
         self.tls_paho(b)
         self.tls_paho(b, cert="client")
+
+    def test_session_resumed_across_workers(self):
+        """A persistent session lives on one worker; reconnections accepted by the others
+        are handed over to it with their TLS state (workers 4)."""
+        b = self.tls_broker()
+        cid = unique("hand")
+        topic = unique("hand/")
+        pub = self.tls_paho(b)
+        c = self.tls_paho(b, client_id=cid, version=4, clean=False)
+        c.subscribe(topic, 1)
+        c.stop()
+        for i in range(6):
+            pub.publish(topic, b"queued %d" % i, qos=1)
+            c = self.tls_paho(b, client_id=cid, version=4, clean=False)
+            self.assertTrue(c.session_present)
+            self.assertEqual(c.expect_message(topic).payload, b"queued %d" % i)
+            pub.publish(topic, b"live %d" % i, qos=1)
+            self.assertEqual(c.expect_message(topic).payload, b"live %d" % i)
+            c.stop()
 
     # -- refusals -------------------------------------------------------------------------
 

@@ -233,6 +233,26 @@ class WebSocketTest(BrokerTest):
         self.assertEqual(ws.expect_message(topic).payload, b"over wss")
         self.assert_log(b, "path /any/path, subprotocol mqtt")
 
+    def test_session_resumed_across_workers(self):
+        """Reconnections to a persistent session move to the session's worker with their
+        WebSocket (and TLS) state."""
+        b = self.ws_broker(tls=True)
+        cid = unique("wshand")
+        topic = unique("wshand/")
+        pub = self.paho(b, unique("pub"))
+        kw = dict(transport="websockets", tls_context=CERTS.context(), version=4, clean=False)
+        c = self.paho(self.wsport, cid, **kw)
+        c.subscribe(topic, 1)
+        c.stop()
+        for i in range(6):
+            pub.publish(topic, b"queued %d" % i, qos=1)
+            c = self.paho(self.wsport, cid, **kw)
+            self.assertTrue(c.session_present)
+            self.assertEqual(c.expect_message(topic).payload, b"queued %d" % i)
+            pub.publish(topic, b"live %d" % i, qos=1)
+            self.assertEqual(c.expect_message(topic).payload, b"live %d" % i)
+            c.stop()
+
     # -- raw handshake and frames --------------------------------------------------------
 
     def test_handshake_fragmentation_and_ping(self):
