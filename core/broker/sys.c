@@ -130,6 +130,7 @@ void cx_sys_tick(cx_worker_t *w)
     publish_u64(w, "$SYS/broker/retained messages/count", cx_retain_count(b->retained));
     publish_u64(w, "$SYS/broker/heap/current", cx_alloc_current());
     publish_u64(w, "$SYS/broker/heap/maximum", cx_alloc_maximum());
+    publish_u64(w, "$SYS/broker/log/dropped", cx_log_dropped());
 
     /* Load: per-minute rates, decayed over 1, 5 and 15 minutes. */
     int64_t now_ms = (int64_t)cx_loop_now(w->loop);

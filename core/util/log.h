@@ -1,9 +1,12 @@
 /* log.h: logging with mosquitto's log types and destinations.
  *
  * Types are bits so that `log_type` lines in mosquitto.conf map one to one. Destinations
- * are configured once at start and again on SIGHUP; writing is thread-safe (one write()
- * per line under a mutex). The check for an enabled type happens in the macro, before
- * the arguments are evaluated. */
+ * are configured once at start and again on SIGHUP (from the main thread only). Any thread
+ * may log: the line is formatted by the caller and queued for a logger thread that writes
+ * it, so logging never waits for a destination; when the queue is full because a
+ * destination stopped draining, lines are dropped and counted (cx_log_dropped) and the
+ * count is logged once writing works again. The check for an enabled type happens in the
+ * macro, before the arguments are evaluated. */
 #ifndef CX_LOG_H
 #define CX_LOG_H
 
@@ -47,13 +50,18 @@ typedef struct cx_log_settings {
 
 extern unsigned cx_log_types_enabled; /* read by the macro; written only by cx_log_configure */
 
-/* Applies new settings (opening the log file). Returns 0 or -errno if the file cannot be
- * opened; the previous settings then stay in force. */
+/* Applies new settings (opening the log file) and starts the logger thread if a destination
+ * needs it. Returns 0 or -errno if the file cannot be opened; the previous settings then
+ * stay in force. Main thread only. */
 int cx_log_configure(const cx_log_settings_t *s);
 void cx_log_set_topic_sink(cx_log_topic_cb cb, void *ud);
-/* Reopens the log file (logrotate, SIGRTMIN). */
+/* Reopens the log file (logrotate, SIGRTMIN). Main thread only. */
 void cx_log_reopen(void);
+/* Writes what is queued (for at most 2 s: a stalled destination does not hold up the exit),
+ * stops the logger thread and closes the log file. Later lines are written by the caller. */
 void cx_log_shutdown(void);
+/* Lines dropped since start because a destination was not draining. Any thread. */
+uint64_t cx_log_dropped(void);
 
 void cx_log_write(unsigned type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cx_log_vwrite(unsigned type, const char *fmt, va_list ap);
