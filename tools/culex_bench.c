@@ -79,9 +79,9 @@ static void usage(FILE *out)
         "      --keepalive S        MQTT keepalive (default 60; PINGREQ sent at half of it)\n"
         "      --topic PREFIX       topic prefix (default culex-bench)\n"
         "      --client-prefix STR  client identifier prefix (default cxb)\n"
-        "      --source-addresses N bind connections round-robin to 127.0.0.1 .. 127.0.0.N\n"
-        "                           (automatic for a loopback broker when one address has\n"
-        "                           too few ephemeral ports; 0 never binds)\n"
+        "      --source-addresses N bind connections round-robin to 127.0.0.1 .. 127.0.0.N,\n"
+        "                           ports chosen by culex_bench (automatic for a loopback\n"
+        "                           broker from 2048 connections; 0 never binds)\n"
         "\n"
         "Output:\n"
         "      --json               print the results as one JSON object\n"
@@ -433,29 +433,35 @@ static bool is_loopback4(const cx_bench_config_t *cfg)
     return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
 }
 
-static unsigned ephemeral_ports(void)
+/* The ephemeral port range: [*lo, *lo + *n). */
+static void ephemeral_ports(uint32_t *lo, uint32_t *n)
 {
-    unsigned lo = 32768, hi = 60999;
+    unsigned a = 32768, b = 60999;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
     if (f) {
-        if (fscanf(f, "%u %u", &lo, &hi) != 2 || hi < lo) {
-            lo = 32768;
-            hi = 60999;
+        if (fscanf(f, "%u %u", &a, &b) != 2 || b < a || b > 65535) {
+            a = 32768;
+            b = 60999;
         }
         fclose(f);
     }
-    return hi - lo + 1;
+    *lo = a;
+    *n = b - a + 1;
 }
 
-/* Decides the source addresses: explicit, or automatic when one address would run out of
- * ephemeral ports towards a loopback broker (90 % of the range, leaving room for
- * TIME_WAIT leftovers of earlier runs). */
-static int plan_sources(cx_bench_config_t *cfg, size_t total)
+/* Above this many connections to a loopback broker, source ports are chosen here rather
+ * than by connect() (culex_bench_conn.c says why). */
+#define AUTO_BIND_MIN 2048
+
+/* Decides the source addresses: explicit, or automatic for a loopback broker with many
+ * connections: as many addresses as it takes to keep each at 90 % of the ephemeral range
+ * (room for TIME_WAIT leftovers of earlier runs). */
+static int plan_sources(cx_bench_config_t *cfg, size_t total, uint32_t range)
 {
     if (cfg->source_addrs == UINT_MAX) {
-        size_t usable = (size_t)ephemeral_ports() * 9 / 10;
+        size_t usable = (size_t)range * 9 / 10;
         cfg->source_addrs = 0;
-        if (total > usable && is_loopback4(cfg))
+        if (total >= AUTO_BIND_MIN && is_loopback4(cfg))
             cfg->source_addrs = (unsigned)((total + usable - 1) / usable);
         if (cfg->source_addrs > 254)
             cfg->source_addrs = 254;
@@ -636,7 +642,9 @@ int main(int argc, char **argv)
         return 2;
     size_t total = cfg.scenario == CX_BENCH_CONNECTIONS ? cfg.connections
                                                         : (size_t)cfg.publishers + cfg.subscribers;
-    if (plan_sources(&cfg, total) != 0)
+    uint32_t port_lo, port_range;
+    ephemeral_ports(&port_lo, &port_range);
+    if (plan_sources(&cfg, total, port_range) != 0)
         return 2;
     raise_nofile(&cfg, total);
     /* Writes to a socket the broker closed must fail with EPIPE, not kill the generator
@@ -656,6 +664,9 @@ int main(int argc, char **argv)
         run.sources = cx_calloc(cfg.source_addrs, sizeof *run.sources);
         if (!run.sources)
             goto oom;
+        run.port_lo = port_lo;
+        run.port_range = port_range;
+        run.port_start = cfg.run_id % port_range;
         for (unsigned i = 0; i < cfg.source_addrs; i++) {
             run.sources[i].sin_family = AF_INET;
             run.sources[i].sin_addr.s_addr = htonl(0x7f000001u + i);

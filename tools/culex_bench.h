@@ -260,8 +260,10 @@ struct cx_bench_run {
     cx_bench_thread_t *threads;
     cx_bench_conn_t *conns[CX_BENCH_ROLES];
     size_t nconns[CX_BENCH_ROLES];
-    struct sockaddr_in *sources; /* cfg->source_addrs entries */
-    _Atomic uint64_t next_source;
+    struct sockaddr_in *sources;  /* cfg->source_addrs entries */
+    _Atomic uint64_t next_source; /* next (address, port) slot to try */
+    uint32_t port_lo, port_range; /* the ephemeral port range, where source ports go */
+    uint32_t port_start;          /* random first slot, away from the last run's ports */
 };
 
 /* ---- culex_bench_conn.c: one connection's transport ----------------------------------- */

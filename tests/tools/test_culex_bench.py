@@ -9,9 +9,8 @@ test about the generator's bookkeeping and not about overload policy.
 
 Then the failure paths: a broker killed mid-run (culex_bench must stop by itself, exit 1 and
 count the dropped connections), a port nobody listens on (exit 2), usage errors, and the
-manual listing every option of --help. When Debian's mosquitto and the openssl command are
-present, a TLS run against mosquitto (culex has no TLS listener yet) checks --tls, --cafile
-and --insecure.
+manual listing every option of --help. With the openssl command, TLS runs (a private CA, a
+wrong CA, --insecure) against culex and, when installed, Debian's mosquitto.
 
 Environment: CULEX_BENCH (the culex_bench binary), CULEX_BROKER (the culex binary),
 CULEX_BENCH_MAN (tools/culex_bench.1). Standard library only; loopback only; every process
@@ -215,6 +214,12 @@ class Scenarios(unittest.TestCase):
         self.assertLess(s["connections"]["connect_rate"], 4000)
         self.assertGreaterEqual(s["run_s"], 0.9)
 
+    def test_many_connections_bind_their_own_ports(self):
+        # From 2048 connections to a loopback broker, source ports are chosen by
+        # culex_bench (automatic --source-addresses).
+        s = self.run_ok("connections", "--connections", "2500", "--duration", "0.3")
+        self.assertEqual(s["connections"]["connected"], 2500)
+
     def test_source_addresses(self):
         s = self.run_ok("connections", "--connections", "20", "--duration", "0.2",
                         "--source-addresses", "3")
@@ -282,37 +287,37 @@ class Failures(unittest.TestCase):
         self.assertEqual(missing, [], "options of --help missing from culex_bench.1")
 
 
-def have_tls_tools():
-    return os.access(MOSQUITTO, os.X_OK) and shutil.which("openssl") is not None
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA."""
+    def ssl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=culex-bench CA")
+    ssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    ssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.crt", "-days", "2",
+        "-subj", "/CN=other")
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o644)
 
 
-@unittest.skipUnless(BENCH and have_tls_tools(), "needs mosquitto and openssl for TLS")
-class Tls(unittest.TestCase):
-    """TLS against Debian's mosquitto (culex has no TLS listener yet)."""
+class TlsBase:
+    """--tls, --cafile and --insecure against a broker with a TLS listener."""
+    binary = None
+    extra = []
 
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="culex-bench-tls-")
         os.chmod(cls.dir, 0o755)
+        make_certs(cls.dir)
         d = cls.dir
-
-        def ssl(*args):
-            subprocess.run(["openssl"] + list(args), cwd=d, check=True, timeout=60,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=culex-bench CA")
-        ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-        with open(os.path.join(d, "ext.cnf"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1\n")
-        ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
-        ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "other.key", "-out", "other.crt", "-days", "2", "-subj", "/CN=other")
-        for name in os.listdir(d):
-            os.chmod(os.path.join(d, name), 0o644)
-        cls.broker = Broker(MOSQUITTO, [
-            "user root" if os.geteuid() == 0 else "",
+        cls.broker = Broker(cls.binary, cls.extra + [
             "listener {port} 127.0.0.1", "allow_anonymous true",
             "cafile %s/ca.crt" % d, "certfile %s/server.crt" % d, "keyfile %s/server.key" % d,
             "max_queued_messages 100000"])
@@ -336,10 +341,29 @@ class Tls(unittest.TestCase):
                            os.path.join(self.dir, "other.crt"), "--duration", "0.5")
         self.assertEqual(rc, 2, err)
         self.assertGreater(s["connections"]["errors"]["tls"], 0, json.dumps(s))
+        self.assertIn("certificate", s["connections"]["first_error"])
         rc, s, err = bench(self.broker.port, "pairs", "--pairs", "1", "--tls", "--insecure",
                            "--qos", "2", "--rate", "500", "--duration", "0.5")
         self.assertEqual(rc, 0, err + json.dumps(s))
         self.assertEqual(s["messages"]["lost"], 0)
+        self.assertGreater(s["messages"]["received"], 0)
+
+
+HAVE_OPENSSL = shutil.which("openssl") is not None
+
+
+@unittest.skipUnless(BENCH and BROKER and HAVE_OPENSSL, "needs culex and openssl")
+class TlsCulex(TlsBase, unittest.TestCase):
+    binary = BROKER
+    extra = ["workers 1"]
+
+
+@unittest.skipUnless(BENCH and os.access(MOSQUITTO, os.X_OK) and HAVE_OPENSSL,
+                     "needs Debian's mosquitto and openssl")
+class TlsMosquitto(TlsBase, unittest.TestCase):
+    binary = MOSQUITTO
+    # Started as root, mosquitto would switch to the mosquitto user.
+    extra = ["user root"] if os.geteuid() == 0 else []
 
 
 if __name__ == "__main__":
