@@ -14,12 +14,14 @@
 #ifndef CX_BENCH_H
 #define CX_BENCH_H
 
+#include <endian.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "mqtt/codec.h"
@@ -357,29 +359,29 @@ const char *cx_bench_errkind_name(cx_bench_errkind k);
 
 uint64_t cx_bench_now_ns(void);
 
+/* Little-endian fields of the payload header. memcpy and the byte-order macros compile to
+ * one load or store; a loop over bytes did not, and showed at 20 % of a receiving profile. */
 static inline void cx_bench_put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    v = htole32(v);
+    memcpy(p, &v, sizeof v);
 }
 static inline void cx_bench_put64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    v = htole64(v);
+    memcpy(p, &v, sizeof v);
 }
 static inline uint32_t cx_bench_get32(const uint8_t *p)
 {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return le32toh(v);
 }
 static inline uint64_t cx_bench_get64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return le64toh(v);
 }
 
 #endif
