@@ -94,10 +94,13 @@ void cx_bench_report_text(const cx_bench_config_t *cfg, const cx_bench_result_t 
            cx_bench_scenario_name(cfg->scenario), version_name(cfg), cfg->qos, cfg->payload);
     switch (cfg->scenario) {
     case CX_BENCH_FAN_IN:
-        printf("%u publishers -> %u subscribers", cfg->publishers, cfg->subscribers);
+        printf("%u publisher%s -> %u subscriber%s", cfg->publishers,
+               cfg->publishers == 1 ? "" : "s", cfg->subscribers,
+               cfg->subscribers == 1 ? "" : "s");
         break;
     case CX_BENCH_FAN_OUT:
-        printf("1 publisher -> %u subscribers", cfg->subscribers);
+        printf("1 publisher -> %u subscriber%s", cfg->subscribers,
+               cfg->subscribers == 1 ? "" : "s");
         break;
     case CX_BENCH_PAIRS:
         printf("%u pairs", cfg->publishers);

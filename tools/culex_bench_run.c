@@ -299,8 +299,10 @@ int cx_bench_run(cx_bench_run_t *run, cx_bench_result_t *res)
             getrusage(RUSAGE_SELF, &ru1);
         cpu_end = cx_bench_now_ns();
         res->run_s = (double)(cpu_end - run_start) / 1e9;
-        if (npub && cfg->drain > 0 && strcmp(ended_by, "signal") != 0) {
-            /* Drain: no new messages; the CPU window grows while deliveries still arrive. */
+        if (npub && cfg->drain > 0) {
+            /* Drain: no new messages; the CPU window grows while deliveries still arrive.
+             * After a first SIGINT too, so that its figures are right; a second one ends
+             * the drain. */
             set_phase(run, CX_BENCH_PH_DRAIN);
             uint64_t drain_start = cx_bench_now_ns();
             uint64_t drain_mark = s.acked + s.unique;
