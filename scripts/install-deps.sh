@@ -6,13 +6,15 @@
 #   scripts/install-deps.sh --test   also what the tests compare against: Debian's mosquitto
 #                                    (mosquitto_passwd interop). Its service is not started:
 #                                    it would take port 1883 from culex.
+# The TLS tests make their certificates with the openssl CLI. The browser test installs its
+# own (chromium, npm packages): tests/browser/install.sh.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
     build-essential cmake pkg-config \
     libssl-dev libcrypt-dev libargon2-dev libsqlite3-dev \
-    python3 python3-paho-mqtt mosquitto-clients \
+    python3 python3-paho-mqtt mosquitto-clients openssl \
     procps iproute2
 if [ "${1:-}" = "--test" ] && ! dpkg -s mosquitto >/dev/null 2>&1; then
     # policy-rc.d answering 101 tells Debian's maintainer scripts not to start services.
