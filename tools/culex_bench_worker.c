@@ -2,9 +2,10 @@
  *
  * A turn: wait in epoll (with a timeout set by the next rate token or connect token), handle
  * every ready connection (reads until the socket is empty, every whole packet handled, acks
- * appended to output), start the connections the connect rate allows, add the messages the
- * message rate (or, flat out, the sockets) allow, then write each connection with pending
- * output once. Then publish this thread's progress for the main thread.
+ * appended to output), write the subscribers' acks, start the connections the connect rate
+ * allows, add the messages the message rate (or, flat out, the sockets) allow, then write
+ * each publisher with pending output. Every connection is written at most once a turn. Then
+ * publish this thread's progress for the main thread.
  *
  * Rates are token buckets per thread: the thread's share of the total rate is its share of
  * the publishers (or connections), and the tokens of a turn are spread round-robin over its
@@ -43,6 +44,25 @@ static void flush_all(cx_bench_thread_t *t, uint64_t now)
     for (size_t i = 0; i < t->ndirty; i++)
         cx_bench_conn_flush(t->dirty[i], now);
     t->ndirty = 0;
+}
+
+/* Writes what the events of this turn queued on connections that do not publish
+ * (subscribers' acks, PINGREQs), before the publishing step: a subscriber's PUBACK must not
+ * wait behind a turn that writes megabytes for the publishers, or the broker's window
+ * towards it (20 messages for Mosquitto) closes once per turn and the generator, not the
+ * broker, sets the delivered rate. Publishers keep their single write at the end of the
+ * turn, with their PUBRELs in it. */
+static void flush_receivers(cx_bench_thread_t *t, uint64_t now)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < t->ndirty; i++) {
+        cx_bench_conn_t *c = t->dirty[i];
+        if (c->role == CX_BENCH_PUB)
+            t->dirty[keep++] = c;
+        else
+            cx_bench_conn_flush(c, now);
+    }
+    t->ndirty = keep;
 }
 
 /* Roles whose connections are started in this phase. */
@@ -250,6 +270,7 @@ void *cx_bench_thread_main(void *arg)
         now = cx_bench_now_ns();
         for (int i = 0; i < n; i++)
             cx_bench_conn_on_event(ev[i].data.ptr, ev[i].events, now);
+        flush_receivers(t, now);
     }
     for (int r = 0; r < CX_BENCH_ROLES; r++)
         for (size_t i = 0; i < t->nconns[r]; i++)
