@@ -347,7 +347,9 @@ typedef struct cx_bench_result {
     double connect_s;                   /* time spent connecting, over the roles */
     double cpu_user, cpu_sys, cpu_wall; /* whole process, from the first connect to exit */
     const char *ended_by;               /* "duration", "count", "publishers lost", "signal", ... */
-    unsigned granted_qos_min;           /* lowest QoS a SUBACK granted */
+    const char *drain_end;              /* "complete", "quiet", "limit", "signal"; NULL: no drain */
+    double drain_s;
+    unsigned granted_qos_min; /* lowest QoS a SUBACK granted */
 } cx_bench_result_t;
 
 void cx_bench_report_text(const cx_bench_config_t *cfg, const cx_bench_result_t *r);

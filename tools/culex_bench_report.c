@@ -73,6 +73,17 @@ static const char *version_name(const cx_bench_config_t *cfg)
     return cfg->version == CX_MQTT_V5 ? "5" : "3.1.1";
 }
 
+static const char *drain_text(const char *end)
+{
+    if (!strcmp(end, "complete"))
+        return "everything arrived";
+    if (!strcmp(end, "quiet"))
+        return "nothing more arrived";
+    if (!strcmp(end, "limit"))
+        return "cut while messages still arrived (lost may still be queued in the broker)";
+    return "cut by a signal";
+}
+
 /* Microseconds with three significant-ish digits. */
 static void put_us(uint64_t ns)
 {
@@ -95,8 +106,7 @@ void cx_bench_report_text(const cx_bench_config_t *cfg, const cx_bench_result_t 
     switch (cfg->scenario) {
     case CX_BENCH_FAN_IN:
         printf("%u publisher%s -> %u subscriber%s", cfg->publishers,
-               cfg->publishers == 1 ? "" : "s", cfg->subscribers,
-               cfg->subscribers == 1 ? "" : "s");
+               cfg->publishers == 1 ? "" : "s", cfg->subscribers, cfg->subscribers == 1 ? "" : "s");
         break;
     case CX_BENCH_FAN_OUT:
         printf("1 publisher -> %u subscriber%s", cfg->subscribers,
@@ -111,7 +121,10 @@ void cx_bench_report_text(const cx_bench_config_t *cfg, const cx_bench_result_t 
     }
     printf(", %u thread%s, %s%s\n", cfg->threads, cfg->threads == 1 ? "" : "s",
            cfg->tls ? "TLS, " : "", cfg->rate > 0 ? "rate-limited" : "flat out");
-    printf("  ended by     %s after %.2f s\n", r->ended_by, r->run_s);
+    printf("  ended by     %s after %.2f s", r->ended_by, r->run_s);
+    if (r->drain_end)
+        printf("; drain %.2f s, %s", r->drain_s, drain_text(r->drain_end));
+    printf("\n");
     printf("  connections  %llu attempted, %llu connected, %llu failed, %llu dropped; "
            "connect rate %.0f/s\n",
            (unsigned long long)f.attempted, (unsigned long long)f.connected,
@@ -196,7 +209,9 @@ void cx_bench_report_json(const cx_bench_config_t *cfg, const cx_bench_result_t 
            cfg->threads, cfg->tls ? "true" : "false", cfg->rate, cfg->duration,
            (unsigned long long)cfg->count);
     json_str(r->ended_by);
-    printf(",\"run_s\":%.6f,", r->run_s);
+    printf(",\"run_s\":%.6f,\"drain_s\":%.6f,\"drain_ended_by\":", r->run_s, r->drain_s);
+    json_str(r->drain_end ? r->drain_end : "none");
+    printf(",");
     printf("\"connections\":{\"attempted\":%llu,\"connected\":%llu,\"failed\":%llu,"
            "\"dropped\":%llu,\"connect_s\":%.6f,\"connect_rate\":%.1f,\"errors\":{",
            (unsigned long long)f.attempted, (unsigned long long)f.connected,

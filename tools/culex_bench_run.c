@@ -8,7 +8,9 @@
  *   PUBS   until every publisher is connected or has failed;
  *   RUN    until --duration, or every publisher has sent its share of --count, or every
  *          publisher (or every subscriber) is gone, or nothing moved for STALL_NS;
- *   DRAIN  until everything expected was received and acknowledged, or --drain is over, or
+ *   DRAIN  until everything expected was received and acknowledged (or nothing more can
+ *          arrive), or nothing arrived for --drain seconds, or DRAIN_LIMIT_NS (10 x --drain
+ *          if longer) went by with messages still trickling in;
  *          nothing more can arrive;
  *   STOP   the threads send DISCONNECT, wait briefly for the broker to close, and exit.
  * Every phase is bounded, so a broker that dies or hangs ends the run with a report. */
@@ -29,6 +31,8 @@
 #define TICK_NS 2000000L
 /* With --count and no --duration, a run that makes no progress for this long is over. */
 #define STALL_NS 10000000000ULL
+/* The longest a drain may last while messages keep arriving, unless 10 x --drain is more. */
+#define DRAIN_LIMIT_NS 30000000000ULL
 
 int cx_bench_run(cx_bench_run_t *run, cx_bench_result_t *res);
 
@@ -304,26 +308,40 @@ int cx_bench_run(cx_bench_run_t *run, cx_bench_result_t *res)
              * After a first SIGINT too, so that its figures are right; a second one ends
              * the drain. */
             set_phase(run, CX_BENCH_PH_DRAIN);
-            uint64_t drain_start = cx_bench_now_ns();
+            uint64_t drain_start = cx_bench_now_ns(), last_arrival = drain_start;
+            uint64_t quiet = (uint64_t)(cfg->drain * 1e9);
+            uint64_t limit = quiet * 10 > DRAIN_LIMIT_NS ? quiet * 10 : DRAIN_LIMIT_NS;
             uint64_t drain_mark = s.acked + s.unique;
+            res->drain_end = "quiet";
             for (;;) {
-                if (tick(&sigs))
+                if (tick(&sigs)) {
+                    res->drain_end = "signal";
                     break;
+                }
                 uint64_t now = cx_bench_now_ns();
                 sum(run, &s);
                 uint64_t mark = s.acked + s.unique;
                 if (mark != drain_mark) {
                     drain_mark = mark;
+                    last_arrival = now;
                     getrusage(RUSAGE_SELF, &ru1);
                     cpu_end = now;
                 }
                 bool received_all =
                     nsub == 0 || s.alive[CX_BENCH_SUB] == 0 || s.unique >= s.expected;
                 bool acked_all = cfg->qos == 0 || s.alive[CX_BENCH_PUB] == 0 || s.acked >= s.sent;
-                if ((received_all && acked_all) ||
-                    now - drain_start >= (uint64_t)(cfg->drain * 1e9))
+                if (received_all && acked_all) {
+                    res->drain_end = "complete";
                     break;
+                }
+                if (now - last_arrival >= quiet)
+                    break;
+                if (now - drain_start >= limit) {
+                    res->drain_end = "limit";
+                    break;
+                }
             }
+            res->drain_s = (double)(cx_bench_now_ns() - drain_start) / 1e9;
         }
     }
     set_phase(run, CX_BENCH_PH_STOP);

@@ -145,6 +145,7 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(m["expected"], m["sent"] * subscribers_per_pub, ctx)
         self.assertEqual(m["lost"], 0, ctx)
         self.assertEqual(m["unexpected"], 0, ctx)
+        self.assertEqual(s["drain_ended_by"], "complete", ctx)
         self.assertEqual(m["received"], m["expected"] + m["duplicated"], ctx)
         if qos >= 1:
             self.assertEqual(m["out_of_order"], 0, ctx)
@@ -249,6 +250,7 @@ class Failures(unittest.TestCase):
         self.assertEqual(p.returncode, 1, err.decode())
         s = json.loads(out.decode())
         self.assertIn(s["ended_by"], ("publishers lost", "subscribers lost"))
+        self.assertEqual(s["drain_ended_by"], "complete")  # nothing more could arrive
         self.assertEqual(s["connections"]["dropped"], 10, json.dumps(s))
         self.assertEqual(s["connections"]["errors"]["closed_by_broker"], 10, json.dumps(s))
         self.assertRegex(s["connections"]["first_error"], "closed by the broker|reset by peer")
@@ -263,6 +265,22 @@ class Failures(unittest.TestCase):
         self.assertEqual(s["ended_by"], "no subscriber")
         self.assertGreater(s["connections"]["errors"]["connect"], 0)
         self.assertIn("refused", s["connections"]["first_error"])
+
+    def test_silent_broker_times_out(self):
+        # A listener that accepts and never answers: every CONNECT times out, and the run
+        # ends by itself after --connect-timeout.
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(srv.close)
+        srv.bind((HOST, 0))
+        srv.listen(64)
+        start = time.monotonic()
+        rc, s, err = bench(srv.getsockname()[1], "pairs", "--pairs", "2", "--duration", "1",
+                           "--connect-timeout", "1")
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertEqual(rc, 2, err)
+        self.assertEqual(s["ended_by"], "no subscriber")
+        self.assertEqual(s["connections"]["errors"]["timeout"], 2, json.dumps(s))
+        self.assertIn("no CONNACK", s["connections"]["first_error"])
 
     def test_usage_errors(self):
         for args in (["bogus"], [], ["fan-in", "--qos", "3"], ["fan-out", "--publishers", "2"],
