@@ -13,7 +13,8 @@ manual listing every option of --help. With the openssl command, TLS runs (a pri
 wrong CA, --insecure) against culex and, when installed, Debian's mosquitto.
 
 Environment: CULEX_BENCH (the culex_bench binary), CULEX_BROKER (the culex binary),
-CULEX_BENCH_MAN (tools/culex_bench.1). Standard library only; loopback only; every process
+CULEX_BENCH_MAN (tools/culex_bench.1); for the password test CULEX_PASSWD (culex_passwd) and
+CULEX_AUTH_PLUGIN (the auth_file plugin, which culex loads for password_file). Standard library only; loopback only; every process
 started here is stopped by its own PID.
 """
 
@@ -32,6 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 BENCH = os.environ.get("CULEX_BENCH", "")
 BROKER = os.environ.get("CULEX_BROKER", "")
+PASSWD = os.environ.get("CULEX_PASSWD", "")
+AUTH_PLUGIN = os.environ.get("CULEX_AUTH_PLUGIN", "")  # password_file needs it built
 MAN = os.environ.get("CULEX_BENCH_MAN", os.path.join(TOP, "tools", "culex_bench.1"))
 MOSQUITTO = "/usr/sbin/mosquitto"
 HOST = "127.0.0.1"
@@ -227,6 +230,49 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(s["connections"]["connected"], 20)
 
 
+@unittest.skipUnless(BENCH and BROKER and os.access(PASSWD, os.X_OK) and
+                     os.path.exists(AUTH_PLUGIN), "needs culex_passwd and the auth_file plugin")
+class Passwords(unittest.TestCase):
+    """--username/--password against a broker with a password file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="culex-bench-pw-")
+        cls.pwfile = os.path.join(cls.dir, "passwd")
+        subprocess.run([PASSWD, "-c", "-b", cls.pwfile, "bench", "s3cret"], check=True,
+                       timeout=30, stdout=subprocess.DEVNULL)
+        # Started as root, culex (like mosquitto) drops its privileges before reading it.
+        os.chmod(cls.dir, 0o755)
+        os.chmod(cls.pwfile, 0o644)
+        cls.broker = Broker(BROKER, ["workers 1", "listener {port} 127.0.0.1",
+                                     "allow_anonymous false", "password_file " + cls.pwfile])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.cleanup()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_right_password(self):
+        for version in ("3.1.1", "5"):
+            with self.subTest(version=version):
+                rc, s, err = bench(self.broker.port, "pairs", "--pairs", "2", "--qos", "1",
+                                   "-u", "bench", "-P", "s3cret", "-V", version,
+                                   "--rate", "500", "--duration", "0.5")
+                self.assertEqual(rc, 0, err + json.dumps(s))
+                self.assertGreater(s["messages"]["received"], 0)
+                self.assertEqual(s["messages"]["lost"], 0)
+
+    def test_wrong_password_is_counted(self):
+        for version in ("3.1.1", "5"):
+            with self.subTest(version=version):
+                rc, s, err = bench(self.broker.port, "connections", "--connections", "5",
+                                   "-u", "bench", "-P", "wrong", "-V", version,
+                                   "--duration", "0.2")
+                self.assertEqual(rc, 2, err)
+                self.assertEqual(s["connections"]["errors"]["connack_refused"], 5)
+                self.assertIn("CONNACK refused", s["connections"]["first_error"])
+
+
 @unittest.skipUnless(BENCH and BROKER, "CULEX_BENCH and CULEX_BROKER must be set")
 class Failures(unittest.TestCase):
 
@@ -320,6 +366,9 @@ def make_certs(d):
         "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
     ssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.crt", "-days", "2",
         "-subj", "/CN=other")
+    ssl("req", *ec, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=bench")
+    ssl("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "client.crt", "-days", "2")
     for name in os.listdir(d):
         os.chmod(os.path.join(d, name), 0o644)
 
@@ -339,11 +388,30 @@ class TlsBase:
             "listener {port} 127.0.0.1", "allow_anonymous true",
             "cafile %s/ca.crt" % d, "certfile %s/server.crt" % d, "keyfile %s/server.key" % d,
             "max_queued_messages 100000"])
+        cls.strict = Broker(cls.binary, cls.extra + [
+            "listener {port} 127.0.0.1", "allow_anonymous true", "require_certificate true",
+            "cafile %s/ca.crt" % d, "certfile %s/server.crt" % d, "keyfile %s/server.key" % d])
 
     @classmethod
     def tearDownClass(cls):
         cls.broker.cleanup()
+        cls.strict.cleanup()
         shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_client_certificate(self):
+        ca = os.path.join(self.dir, "ca.crt")
+        rc, s, err = bench(self.strict.port, "pairs", "--pairs", "2", "--qos", "1", "--tls",
+                           "--cafile", ca, "--cert", os.path.join(self.dir, "client.crt"),
+                           "--key", os.path.join(self.dir, "client.key"), "--rate", "500",
+                           "--duration", "0.5")
+        self.assertEqual(rc, 0, err + json.dumps(s))
+        self.assertGreater(s["messages"]["received"], 0)
+        # Without a certificate the broker refuses the handshake (TLS 1.3 may report it
+        # only at the first read, as a closed connection).
+        rc, s, err = bench(self.strict.port, "pairs", "--pairs", "1", "--tls", "--cafile", ca,
+                           "--duration", "0.5", "--connect-timeout", "3")
+        self.assertEqual(rc, 2, err + json.dumps(s))
+        self.assertEqual(s["connections"]["connected"], 0, json.dumps(s))
 
     def test_verified(self):
         rc, s, err = bench(self.broker.port, "pairs", "--pairs", "3", "--qos", "1", "--tls",
