@@ -12,6 +12,7 @@
 #include "conf_table.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/log.h"
 
 const char *cx_conf_set_tls_keyform(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
                                     const cx_conf_args_t *a)
@@ -70,6 +71,15 @@ void cx_conf_net_free(cx_listener_conf_t *l)
     l->websockets_origin_count = 0;
 }
 
+/* Mosquitto starts with these and ignores them: so does culex, saying so. */
+static void warn(const cx_listener_conf_t *l, const char *msg)
+{
+    if (l->file)
+        cx_log(CX_LOG_WARNING, "%s:%d: listener: %s", l->file, l->line, msg);
+    else
+        cx_log(CX_LOG_WARNING, "listener: %s", msg);
+}
+
 static int fail(const cx_listener_conf_t *l, char *err, size_t errlen, const char *msg)
 {
     if (err && errlen) {
@@ -122,17 +132,17 @@ int cx_conf_check_net(const cx_config_t *cfg, char *err, size_t errlen)
         if (psk && !(l->psk_file ? l->psk_file : cfg->psk_file))
             return fail(l, err, errlen, "psk_hint needs a psk_file with the clients' keys");
         const char *only = tls_only_setting(l);
-        if (only && !cert) {
-            snprintf(msg, sizeof msg, "%s needs TLS on this listener (certfile and keyfile)",
-                     only);
-            return fail(l, err, errlen, msg);
+        if (only && !tls) {
+            snprintf(msg, sizeof msg, "%s has no effect: without certfile and keyfile (or "
+                     "psk_hint) this listener is not TLS, as with mosquitto", only);
+            warn(l, msg);
         }
         if (l->require_certificate && !tls && !proxied)
             return fail(l, err, errlen, "require_certificate needs TLS on this listener "
                                         "(certfile and keyfile)");
         if (l->require_certificate && cert && !l->cafile && !l->capath)
-            return fail(l, err, errlen, "require_certificate true needs cafile or capath to "
-                                        "verify client certificates");
+            warn(l, "require_certificate true without cafile or capath: no client certificate "
+                    "can be verified, so every TLS client of this listener is refused");
         if (l->require_certificate && psk)
             return fail(l, err, errlen, "require_certificate has no meaning on a PSK listener "
                                         "(psk_hint): PSK clients present no certificate");

@@ -375,7 +375,6 @@ class TLSTest(BrokerTest):
              "keyfile /nonexistent/key.pem"),
             (["certfile " + CERTS.path("server.crt"), "keyfile " + CERTS.path("client.key")],
              "key values mismatch"),
-            (CERTS.server_lines(cafile=False, require=True), "needs cafile or capath"),
             (CERTS.server_lines(extra=["crlfile " + CERTS.path("ca.key")]), "crlfile"),
             (["psk_file " + badpsk, "listener %d" % free_port(), "psk_hint h"],
              "psk_file %s:2: key is not hexadecimal" % badpsk),
@@ -389,6 +388,26 @@ class TLSTest(BrokerTest):
             self.assertEqual(rc, 1, out)
             self.assertIn(needle, out)
             self.assertRegex(out, r"c\.conf:[13]: listener: ")
+
+    def test_mosquitto_accepted_oddities_warn(self):
+        """Mosquitto 2.0.11 starts with require_certificate and no CA (nobody can then
+        connect with TLS) and with TLS-only settings on a plain listener (ignored): culex
+        starts too, and says what each one means."""
+        d = tempfile.mkdtemp(prefix="culex-tlsconf-")
+        self.addCleanup(shutil.rmtree, d, True)
+        conf = os.path.join(d, "c.conf")
+        cases = [
+            (CERTS.server_lines(cafile=False, require=True), "every TLS client of this listener "
+                                                              "is refused"),
+            (["cafile " + CERTS.path("ca.crt")], "cafile has no effect"),
+        ]
+        for lines, needle in cases:
+            with open(conf, "w") as f:
+                f.write("listener %d 127.0.0.1\n" % free_port())
+                f.write("\n".join(lines) + "\n")
+            rc, out = run_broker_once(["-c", conf, "--test-config"])
+            self.assertEqual(rc, 0, out)
+            self.assertIn(needle, out)
 
 
 if __name__ == "__main__":
