@@ -593,9 +593,10 @@ static int setup(cx_bench_run_t *run, cx_bench_config_t *cfg)
             t->connect_rate = cfg->connect_rate * (double)mine / (double)all;
         if (cfg->rate > 0 && n[CX_BENCH_PUB]) {
             t->msg_rate = cfg->rate * (double)t->nconns[CX_BENCH_PUB] / (double)n[CX_BENCH_PUB];
-            /* Tokens saved up while the loop was busy may go out at once, up to 5 ms worth
-             * (or one per publisher): enough to hold the rate, not enough for a burst. */
-            t->msg_burst = fmax(t->msg_rate * 0.005, (double)t->nconns[CX_BENCH_PUB]);
+            /* Tokens saved up while the loop was busy may go out at once, up to 20 ms
+             * worth (or one per publisher): a turn slowed by a thousand readable
+             * subscribers still reaches the rate, and nothing larger goes out as a burst. */
+            t->msg_burst = fmax(t->msg_rate * 0.020, (double)t->nconns[CX_BENCH_PUB]);
             t->msg_burst = fmax(t->msg_burst, 1.0);
         }
     }

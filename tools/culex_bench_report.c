@@ -142,6 +142,10 @@ void cx_bench_report_text(const cx_bench_config_t *cfg, const cx_bench_result_t 
             printf(", unacknowledged %llu, refused %llu\n", (unsigned long long)r->unacked,
                    (unsigned long long)c->refused);
         printf("  throughput   sent %.0f msg/s, received %.0f msg/s\n", f.sent_rate, f.recv_rate);
+        if (cfg->rate > 0 && f.sent_rate < cfg->rate * 0.95 && r->run_s > 0.5)
+            printf("  note         the requested %.0f msg/s was not reached: the broker pushed "
+                   "back (window, socket) or the generator is busy\n",
+                   cfg->rate);
         printf("  latency      ");
         if (r->hist->count) {
             static const struct {
