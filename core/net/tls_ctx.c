@@ -39,7 +39,10 @@ void cx_transport_set_tls(cx_transport_t *tp, cx_tls_ctx_t *ctx)
     pthread_mutex_lock(&tp->tls_lock);
     cx_tls_ctx_t *old = tp->tls;
     tp->tls = ctx;
-    tp->has_tls = ctx != NULL;
+    /* Read without the lock by cx_transport_is_plain: written only when it changes, which
+     * happens before the workers start (a reload never turns TLS on or off). */
+    if (tp->has_tls != (ctx != NULL))
+        tp->has_tls = ctx != NULL;
     pthread_mutex_unlock(&tp->tls_lock);
     cx_tls_ctx_unref(old);
 }
