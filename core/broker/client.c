@@ -233,6 +233,10 @@ void cx_client_disconnect(cx_client_t *cl, uint8_t rc, const char *reason)
 {
     if (cl->conn->closing)
         return;
+    if (cl->session && cl->worker->limits.connection_messages)
+        cx_log(CX_LOG_NOTICE, "Client %s disconnected by the broker: %s.",
+               cl->session->client_id, reason ? reason : cx_mqtt_rc_name(rc));
+    cl->server_closed = true;
     if (cl->version == CX_MQTT_V5 && cl->state == CX_CL_CONNECTED) {
         cx_mqtt_reason_t r = {.rc = rc};
         cx_client_props_reason(cl, &r.props, reason);
@@ -483,8 +487,8 @@ static void on_close(cx_conn_t *c)
     cx_client_t *cl = c->proto;
     if (!cl)
         return;
-    if (cl->session && !cl->will_suppressed && cl->worker->limits.connection_messages &&
-        !cl->worker->broker->shutting_down)
+    if (cl->session && !cl->will_suppressed && !cl->server_closed &&
+        cl->worker->limits.connection_messages && !cl->worker->broker->shutting_down)
         cx_log(CX_LOG_NOTICE, "Client %s closed its connection.", cl->session->client_id);
     cx_authz_client_gone(cl);
     if (cl->chain && cl->pc && cl->session) {

@@ -49,6 +49,7 @@ struct cx_client {
     const uint8_t *cur_pkt;     /* the packet being handled, and its length */
     size_t cur_len;
     uint32_t nheld;             /* acknowledgements held for durability (persist.c) */
+    bool server_closed;         /* cx_client_disconnect closed it (logged there) */
 };
 
 /* Net callbacks: the cx_conn_ops_t for MQTT connections. */

@@ -239,10 +239,12 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
             cx_client_fail_oom(cl);
             goto out;
         }
-        if (s->qos2_in_count > cl->server_recv_max) {
+        /* Only an MQTT 5 client was told our Receive Maximum [MQTT-3.3.4-9]; a 3.x client
+         * is bounded by its 65535 packet ids alone, as with Mosquitto. */
+        if (v5 && s->qos2_in_count > cl->server_recv_max) {
             cx_client_disconnect(cl, CX_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
             goto out;
-        } /* [MQTT-3.3.4-9] */
+        }
     }
 
     atomic_fetch_add_explicit(&w->ctr.pub_received, 1, memory_order_relaxed);

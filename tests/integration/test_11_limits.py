@@ -307,6 +307,21 @@ class ExactlyOnce(BrokerTest):
     """The server, as QoS 2 receiver, must not deliver a message twice when the sender
     resends the PUBLISH (DUP 1) before PUBREL (section 4.3.3, [MQTT-4.3.3-10])."""
 
+    def test_v311_qos2_beyond_max_inflight_not_refused(self):
+        """A 3.1.1 client is never told the broker's Receive Maximum, so it may have more
+        QoS 2 messages awaiting PUBREL than max_inflight_messages (20 by default): they are
+        all acknowledged and the connection stays (found by culex_bench)."""
+        b = self.start_broker()
+        t = unique("q2many/")
+        p = self.raw_connected(b, unique("p"), 4)
+        for pid in range(1, 41):
+            p.send(build_publish(t, b"%d" % pid, qos=2, pid=pid))
+        for pid in range(1, 41):
+            self.assertEqual(p.expect(PUBREC).pid, pid)
+        for pid in range(1, 41):
+            p.send(build_ack(PUBREL, pid))
+            self.assertEqual(p.expect(PUBCOMP).pid, pid)
+
     def sub(self, b, t):
         s = self.raw_connected(b, unique("s"), 5)
         s.subscribe(t, qos=2)
