@@ -498,12 +498,11 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         atomic_fetch_add_explicit(&w->ctr.clients_connected, 1, memory_order_relaxed) + 1;
     (void)now_connected;
     if (lim->connection_messages)
-        cx_log(CX_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d%s%.*s).",
+        cx_log(CX_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d%s%s%s).",
                cl->conn->peer, s->client_id,
                c->protocol_level == CX_MQTT_V5 ? 5 : c->protocol_level - 2, c->clean_start ? 1 : 0,
                keepalive, has_username ? ", u'" : "",
-               has_username ? (int)username.len + 1 : 0,
-               has_username ? cl->username ? cl->username : "" : "");
+               has_username && cl->username ? cl->username : "", has_username ? "'" : "");
     if (present)
         cx_session_resend(s);
     cx_session_pump(s);

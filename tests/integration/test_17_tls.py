@@ -238,7 +238,7 @@ class TLSTest(BrokerTest):
         c.publish(topic, b"marker", qos=1)
         self.assertEqual(c.expect_message(topic).payload, b"marker")
         self.assertEqual(c.take_messages(other), [])
-        self.assert_log(b, "u'client1")
+        self.assert_log(b, "u'client1')")
         # a certificate without a CN is not a user
         raw = tls_socket(b.port, CERTS.context("nocn"))
         self.addCleanup(raw.close)
@@ -294,7 +294,7 @@ class TLSTest(BrokerTest):
         finally:
             os.kill(p.pid, signal.SIGKILL)
             p.communicate()
-        self.assert_log(b, "u'sensor7", "psk_identity=sensor7", "u'client1")
+        self.assert_log(b, "u'sensor7')", "psk_identity=sensor7", "u'client1')")
         rc, out = run_tool(["mosquitto_pub", "-h", HOST, "-p", str(pport), "--psk",
                             "0badc0de", "--psk-identity", "sensor7", "-t", topic, "-m", "no"])
         self.assertNotEqual(rc, 0)

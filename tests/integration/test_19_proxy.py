@@ -174,7 +174,7 @@ class ProxyTest(BrokerTest):
         cid = unique("dev")
         self.proxied(b, v2(tlvs=ssl_tlv(client=0x03, cn=b"device42")), cid,
                      username="ignored", password="ignored")
-        self.assert_log(b, "identity id=%s user=device42" % cid, "u'device42")
+        self.assert_log(b, "identity id=%s user=device42" % cid, "u'device42')")
         # a certificate the proxy could not verify, or none: refused
         for tl in (ssl_tlv(client=0x03, verify=1, cn=b"device42"), ssl_tlv(client=0x01)):
             c = self.proxied(b, v2(tlvs=tl))
