@@ -212,6 +212,34 @@ class TLSTest(BrokerTest):
         c.publish("x", b"y", qos=1)
         self.assert_log(b, "TLS handshake with 127.0.0.1:")
 
+    def test_stalled_handshakes_are_closed_in_time(self):
+        """A TLS handshake, a WebSocket upgrade and a PROXY header that stall are closed by
+        the CONNECT timer (20 s after accept), each named in the log, while other clients
+        are served. (About 21 s: the one slow test of the transports.)"""
+        wsport, pport = free_port(), free_port()
+        b = self.tls_broker(extra=["listener %d %s" % (wsport, HOST), "protocol websockets",
+                                   "listener %d %s" % (pport, HOST), "enable_proxy_protocol 2"])
+        stalled = []
+        for port, data in ((b.port, b"\x16\x03\x01\x02\x00\x01\x00"),
+                           (wsport, b"GET /mqtt HTTP/1.1\r\nHost: x\r\n"),
+                           (pport, b"PROXY TCP4 1.2.3.4 ")):
+            s = socket.create_connection((HOST, port), timeout=TIMEOUT)
+            self.addCleanup(s.close)
+            s.sendall(data)
+            stalled.append(s)
+        c = self.tls_paho(b)
+        c.publish("t", b"served meanwhile", qos=1)
+        for s in stalled:
+            s.settimeout(26)
+            try:
+                while s.recv(1024):
+                    pass
+            except ConnectionResetError:
+                pass
+        self.assert_log(b, "did not complete its TLS handshake in time",
+                        "did not complete its WebSocket handshake in time",
+                        "did not complete its PROXY protocol header in time")
+
     # -- identity -------------------------------------------------------------------------
 
     def test_identity_as_username_with_acl_and_password_file(self):
