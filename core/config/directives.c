@@ -293,8 +293,9 @@ const cx_conf_directive_t cx_conf_directives[] = {
          "Private key of certfile (PEM, not encrypted: a daemon has nobody to ask for a "
          "passphrase)."),
     BOOL("require_certificate", LI, L(require_certificate), "false", DEFL,
-         "Require a client certificate signed by cafile/capath (which must then be set). "
-         "When false, clients are not asked for one."),
+         "Require a client certificate signed by cafile/capath (without either, every client "
+         "is refused: warned at start, as mosquitto starts). When false, clients are not "
+         "asked for one."),
     UNSUP("tls_engine", LI, DEFL, "OpenSSL engines; OpenSSL 3 deprecates them", NULL,
           "OpenSSL engine for the private key. Refused: give keyfile as a PEM file."),
     UNSUP("tls_engine_kpass_sha1", LI, DEFL, "OpenSSL engines; OpenSSL 3 deprecates them",
