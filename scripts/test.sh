@@ -4,6 +4,9 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh" --test
+# The browser test's own parts: Debian's chromium and the pinned npm packages (MQTT.js,
+# playwright-core).
+"$top/tests/browser/install.sh"
 jobs=$(nproc)
 
 "$top/scripts/build.sh" "$top/build"
