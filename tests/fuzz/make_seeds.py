@@ -13,6 +13,10 @@ Sources of the seeds:
  - MQTT: packets built here from the specs (3.1, 3.1.1, 5.0), including the byte arrays of
    tests/unit/mqtt/test_codec.c (mosquitto_pub/_sub captures) and its edge cases;
  - config, password and ACL files: short examples written for this corpus;
+ - WebSocket: upgrade requests shaped like those of tests/unit/net/test_ws.c (curl, Chrome,
+   Firefox) and frames built here from RFC 6455, including its §5.7 examples;
+ - PROXY protocol: v1 lines and v2 headers built here from HAProxy's spec, the addresses
+   and TLVs of tests/unit/net/test_proxy.c;
  - the crypt(3) and argon2 hashes below were made once on Debian 12 with libxcrypt
    (python3 crypt.crypt) and the argon2 command-line tool, password "secret", fixed salts;
  - config.dict: the directive names of docs/config-reference.md.
@@ -561,6 +565,247 @@ def acl_seeds():
     write("acl_file", "nul-byte", b"topic read a/b\x00c\ntopic write d\n")
 
 
+# ---- WebSocket (RFC 6455) ------------------------------------------------------------------
+
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3
+
+
+def ws_request(target="/mqtt", fields=None, method="GET", version="HTTP/1.1"):
+    if fields is None:
+        fields = [("Host", "localhost:8080"), ("Connection", "Upgrade"),
+                  ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+                  ("Sec-WebSocket-Key", WS_KEY), ("Sec-WebSocket-Protocol", "mqtt")]
+    head = "%s %s %s\r\n" % (method, target, version)
+    head += "".join("%s: %s\r\n" % kv for kv in fields)
+    return (head + "\r\n").encode("latin-1")
+
+
+def ws_edit(fields, name, value):
+    """fields with `name` replaced by value (None drops it)."""
+    out = [(n, v) for n, v in fields if n != name]
+    if value is not None:
+        out.append((name, value))
+    return out
+
+
+WS_FIELDS = [("Host", "localhost:8080"), ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+             ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", WS_KEY),
+             ("Sec-WebSocket-Protocol", "mqtt")]
+
+
+def ws_pad(size):
+    """The default request padded with an X-Pad field to exactly size bytes."""
+    base = len(ws_request(fields=WS_FIELDS + [("X-Pad", "")]))
+    return ws_request(fields=WS_FIELDS + [("X-Pad", "p" * (size - base))])
+
+
+def ws_handshake_seeds():
+    t = "ws_handshake"
+    # b0: bit 0 = CX_WS_ALLOW_NO_SUBPROTOCOL, bits 1-4 = size cap (0: 8192); b1: chunking.
+    chrome = [("Host", "broker.example.com"), ("Connection", "Upgrade"),
+              ("Pragma", "no-cache"), ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)"),
+              ("Upgrade", "websocket"), ("Origin", "https://app.example.com"),
+              ("Sec-WebSocket-Version", "13"), ("Accept-Encoding", "gzip, deflate, br"),
+              ("Sec-WebSocket-Key", "x3JJHMbDL1EzLkh9GBhXDw=="),
+              ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+              ("Sec-WebSocket-Protocol", "mqtt")]
+    firefox = [("Host", "127.0.0.1:9001"), ("Accept", "*/*"), ("Sec-WebSocket-Version", "13"),
+               ("Origin", "http://localhost:3000"), ("Sec-WebSocket-Protocol", "mqttv3.1"),
+               ("Sec-WebSocket-Key", "AQIDBAUGBwgJCgsMDQ4PEA=="),
+               ("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket")]
+    seeds = [
+        ("curl", 0x00, 0x03, ws_request()),
+        ("curl-bytewise", 0x00, 0x00, ws_request()),
+        ("chrome", 0x00, 0x02, ws_request("/mqtt?client=web", chrome)),
+        ("firefox", 0x00, 0x01, ws_request("/", firefox)),
+        ("absolute-uri", 0x00, 0x02, ws_request("http://broker.example.com/mqtt?x=1")),
+        ("absolute-no-path", 0x00, 0x03, ws_request("wss://h?q")),
+        ("no-subprotocol-allowed", 0x01, 0x02,
+         ws_request(fields=ws_edit(WS_FIELDS, "Sec-WebSocket-Protocol", None))),
+        ("no-subprotocol", 0x00, 0x02,
+         ws_request(fields=ws_edit(WS_FIELDS, "Sec-WebSocket-Protocol", None))),
+        ("subprotocol-list", 0x01, 0x02,
+         ws_request(fields=ws_edit(WS_FIELDS, "Sec-WebSocket-Protocol", "wamp, mqttv3.1, mqtt"))),
+        ("lowercase-ows", 0x00, 0x01,
+         ws_request(fields=[(n.lower(), "\t %s \t" % v) for n, v in WS_FIELDS])),
+        ("version-8", 0x00, 0x02, ws_request(fields=ws_edit(WS_FIELDS, "Sec-WebSocket-Version",
+                                                             "8"))),
+        ("bad-key", 0x00, 0x02, ws_request(fields=ws_edit(WS_FIELDS, "Sec-WebSocket-Key",
+                                                           "dGhlIHNhbXBsZSBub25jZQ="))),
+        ("two-hosts", 0x00, 0x02, ws_request(fields=WS_FIELDS + [("Host", "other")])),
+        ("body", 0x00, 0x02, ws_request(fields=WS_FIELDS + [("Content-Length", "5")])),
+        ("post", 0x00, 0x02, ws_request(method="POST")),
+        ("http10", 0x00, 0x02, ws_request(version="HTTP/1.0")),
+        ("plain-http", 0x00, 0x02, b"GET /index.html HTTP/1.1\r\nHost: a\r\n"
+                                   b"Connection: keep-alive\r\n\r\n"),
+        ("obs-fold", 0x00, 0x02, ws_request(fields=WS_FIELDS + [("X-A", "b\r\n c")])),
+        ("bare-lf", 0x00, 0x02, b"GET /mqtt HTTP/1.1\nHost: a\n\n"),
+        ("tls-hello", 0x00, 0x00, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+        ("too-big", 0x02 * 5, 0x02, ws_request(fields=WS_FIELDS + [("X-Pad", "x" * 120)])),
+        # cap 256 (index 9): a head of exactly 256 bytes passes, one of 257 does not
+        ("at-cap", 0x02 * 9, 0x01, ws_pad(256)),
+        ("over-cap", 0x02 * 9, 0x02, ws_pad(257)),
+        ("incomplete", 0x00, 0x01, ws_request()[:-2]),
+        ("pipelined-frame", 0x00, 0x02, ws_request() + b"\x82\x80\x01\x02\x03\x04xx"),
+    ]
+    for name, b0, b1, req in seeds:
+        write(t, name, bytes([b0, b1]) + req)
+
+
+def ws_frame(b0, payload=b"", key=b"\x37\xfa\x21\x3d", masked=True, ext=None):
+    """A client frame: b0 = FIN/RSV/opcode, the payload masked with key. ext forces the
+    16-bit (126) or 64-bit (127) length form."""
+    n = len(payload)
+    if ext is None:
+        ext = 0 if n < 126 else 126 if n <= 0xFFFF else 127
+    mbit = 0x80 if masked else 0
+    if ext == 0:
+        head = bytes([b0, mbit | n])
+    elif ext == 126:
+        head = bytes([b0, mbit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return head + payload
+    body = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+    return head + key + body
+
+
+def ws_frames_seeds():
+    t = "ws_frames"
+    # b0: bit 0 = CX_WS_RX_STREAM, bit 1 = CX_WS_RX_BINARY_ONLY; b1: max_frame (low nibble)
+    # and max_message (high nibble), 0xF = no limit, 0xD = 65535, 0x8 = 125, 0x4 = 5;
+    # b2: chunking.
+    conn = connect(4)
+    hello = ws_frame(0x81, b"Hello")  # RFC 6455 §5.7: bytes 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    frames = [
+        ("hello", hello),
+        ("mqtt-connect", ws_frame(0x82, conn)),
+        ("mqtt-split", ws_frame(0x02, conn[:4]) + ws_frame(0x00, conn[4:10]) +
+         ws_frame(0x80, conn[10:])),
+        ("ping-between-fragments", ws_frame(0x02, b"ab") + ws_frame(0x89, b"ping") +
+         ws_frame(0x80, b"cd") + ws_frame(0x8A, b"")),
+        ("text-utf8-fragments", ws_frame(0x01, "h\u00e9llo \u20ac ".encode()) +
+         ws_frame(0x00, b"\xe2") + ws_frame(0x00, b"\x82") + ws_frame(0x80, b"\xac!")),
+        ("text-bad-utf8", ws_frame(0x81, b"ab\xc3(x")),
+        ("text-ends-mid-char", ws_frame(0x81, b"caf\xc3")),
+        ("close-code-reason", ws_frame(0x88, b"\x03\xe8caf\xc3\xa9")),
+        ("close-empty-then-data", ws_frame(0x88) + ws_frame(0x82, b"x")),
+        ("close-one-byte", ws_frame(0x88, b"\x03")),
+        ("close-bad-code", ws_frame(0x88, b"\x03\xed")),
+        ("len16", ws_frame(0x82, bytes(range(256)) * 2)),
+        ("len16-nonminimal", ws_frame(0x82, b"xyz", ext=126)),
+        ("len64-nonminimal", ws_frame(0x82, b"xyz", ext=127)),
+        ("len64-huge", bytes([0x82, 0xFF, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0]) + b"\x01\x02\x03\x04"),
+        ("len64-msb", bytes([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1]) + b"\x01\x02\x03\x04"),
+        ("unmasked", ws_frame(0x82, b"abc", masked=False)),
+        ("rsv-bits", ws_frame(0xC2, b"abc")),
+        ("unknown-opcode", ws_frame(0x83, b"abc")),
+        ("fragmented-ping", ws_frame(0x09, b"p")),
+        ("long-ping", ws_frame(0x89, b"p" * 126)),
+        ("cont-without-message", ws_frame(0x80, b"abc")),
+        ("new-message-inside", ws_frame(0x02, b"a") + ws_frame(0x82, b"b")),
+        ("empty-frames", ws_frame(0x02) + ws_frame(0x00) + ws_frame(0x80)),
+    ]
+    for name, stream in frames:
+        write(t, name, bytes([0x00, 0xFF, 0x02]) + stream)
+    # The same streams under the other settings, for a few of them.
+    write(t, "hello-stream-bytewise", bytes([0x01, 0xFF, 0x00]) + hello)
+    write(t, "mqtt-split-stream-binary", bytes([0x03, 0xFF, 0x01]) +
+          dict(frames)["mqtt-split"])
+    write(t, "text-binary-only", bytes([0x02, 0xFF, 0x02]) + hello)
+    write(t, "text-stream-bad-utf8", bytes([0x01, 0xFF, 0x01]) +
+          ws_frame(0x81, b"abcdef\xc3(x"))
+    write(t, "frame-over-limit", bytes([0x00, 0xF4, 0x02]) + ws_frame(0x82, b"123456"))
+    write(t, "message-over-limit", bytes([0x01, 0x4F, 0x01]) +
+          ws_frame(0x02, b"123") + ws_frame(0x80, b"456"))
+    write(t, "len16-stream-limit", bytes([0x01, 0xDD, 0x02]) + dict(frames)["len16"])
+    write(t, "ping-limit-125", bytes([0x00, 0x88, 0x01]) + ws_frame(0x89, b"p" * 125))
+
+
+# ---- PROXY protocol (HAProxy's spec, v1 and v2) ----------------------------------------------
+
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def pp2(ver_cmd, fam, block):
+    return PP2_SIG + bytes([ver_cmd, fam]) + struct.pack(">H", len(block)) + block
+
+
+def tlv(t, v):
+    return bytes([t]) + struct.pack(">H", len(v)) + v
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def pp2_crc(ver_cmd, fam, block):
+    """A header whose last TLV is a CRC32C over the whole header (spec §2.2.3)."""
+    h = pp2(ver_cmd, fam, block + tlv(0x03, b"\x00" * 4))
+    return h[:-4] + struct.pack(">I", crc32c(h))
+
+
+def proxy_seeds():
+    t = "proxy"
+    # b0 % 3: 0 = v1 only, 1 = v2 only, 2 = both.
+    v1 = [
+        ("v1-tcp4", b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n"),
+        ("v1-tcp4-extremes", b"PROXY TCP4 0.0.0.0 255.255.255.255 0 65535\r\n"),
+        ("v1-tcp6", b"PROXY TCP6 2001:db8::1 2001:db8::2 50000 8883\r\n"),
+        ("v1-tcp6-v4-tail", b"PROXY TCP6 ::ffff:10.1.2.3 FE80::A:b:C:d 9 10\r\n"),
+        ("v1-tcp6-full", b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+                         b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n"),
+        ("v1-unknown", b"PROXY UNKNOWN\r\n"),
+        ("v1-unknown-fields", b"PROXY UNKNOWN 1.2.3.4 5.6.7.8 1 2\r\n"),
+        ("v1-then-mqtt", b"PROXY TCP4 10.0.0.1 10.0.0.2 1 1883\r\n" + connect(4)),
+        ("v1-leading-zero", b"PROXY TCP4 01.2.3.4 5.6.7.8 1 2\r\n"),
+        ("v1-two-spaces", b"PROXY TCP4 1.2.3.4  5.6.7.8 1 2\r\n"),
+        ("v1-lf-only", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"),
+        ("v1-no-crlf", b"PROXY UNKNOWN " + b"x" * 100),
+    ]
+    a4 = bytes([192, 168, 0, 1, 10, 0, 0, 1]) + struct.pack(">HH", 56324, 1883)
+    a6 = (bytes([0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [1]) +
+          bytes([0x20, 0x01, 0x0d, 0xb8] + [0] * 11 + [2]) + struct.pack(">HH", 50000, 8883))
+    au = b"/run/lb.sock".ljust(108, b"\x00") + b"\x00abstract".ljust(108, b"\x00")
+    ssl = tlv(0x20, bytes([0x07]) + struct.pack(">I", 0) + tlv(0x21, b"TLSv1.3") +
+              tlv(0x22, b"client-1") + tlv(0x23, b"TLS_AES_128_GCM_SHA256") +
+              tlv(0x24, b"SHA256") + tlv(0x25, b"RSA2048"))
+    v2 = [
+        ("v2-inet", pp2(0x21, 0x11, a4)),
+        ("v2-inet6", pp2(0x21, 0x21, a6)),
+        ("v2-unix", pp2(0x21, 0x31, au)),
+        ("v2-local", pp2(0x20, 0x00, b"ignored")),
+        ("v2-unspec", pp2(0x21, 0x00, b"")),
+        ("v2-tlvs", pp2(0x21, 0x11, a4 + tlv(0x01, b"mqtt") + tlv(0x02, b"broker.example") +
+                        tlv(0x04, b"\x00\x00") + tlv(0x05, b"id-1") + tlv(0x30, b"ns") +
+                        tlv(0xE0, b"custom"))),
+        ("v2-ssl", pp2(0x21, 0x11, a4 + ssl)),
+        ("v2-ssl-unverified", pp2(0x21, 0x11, a4 + tlv(0x20, bytes([0x01]) +
+                                                        struct.pack(">I", 1)))),
+        ("v2-crc", pp2_crc(0x21, 0x11, a4 + tlv(0x01, b"mqtt"))),
+        ("v2-crc-bad", pp2(0x21, 0x11, a4 + tlv(0x03, b"\x01\x02\x03\x04"))),
+        ("v2-repeated-tlv", pp2(0x21, 0x11, a4 + tlv(0x01, b"a") + tlv(0x01, b"b"))),
+        ("v2-tlv-overrun", pp2(0x21, 0x11, a4 + b"\x01\x00\x09ab")),
+        ("v2-short-block", pp2(0x21, 0x21, a4)),
+        ("v2-dgram", pp2(0x21, 0x12, a4)),
+        ("v2-bad-version", pp2(0x11, 0x11, a4)),
+        ("v2-then-tls", pp2(0x21, 0x11, a4) + b"\x16\x03\x01\x02\x00"),
+    ]
+    for name, h in v1:
+        write(t, name, b"\x02" + h)
+    for name, h in v2:
+        write(t, name, b"\x02" + h)
+    write(t, "v1-on-v2-only", b"\x01" + v1[0][1])
+    write(t, "v2-on-v1-only", b"\x00" + v2[0][1])
+    write(t, "garbage", b"\x02GET / HTTP/1.1\r\n\r\n")
+
+
 # ---- dictionaries ------------------------------------------------------------------------------
 
 def dict_line(tok):
@@ -589,6 +834,22 @@ def write_dicts():
         for w in ["topic ", "user ", "pattern ", "read ", "write ", "readwrite ", "deny ",
                   "%u", "%c", "/#", "/+/", "$SYS/", "\\x0a", "#"]:
             f.write('"%s"\n' % w)
+    with open(os.path.join(DICTS, "ws_handshake.dict"), "w") as f:
+        f.write("# HTTP upgrade tokens (tests/fuzz/make_seeds.py)\n")
+        for w in ["GET ", " HTTP/1.1\\x0d\\x0a", "\\x0d\\x0a", "\\x0d\\x0a\\x0d\\x0a",
+                  "Host: ", "Upgrade: websocket", "Connection: Upgrade",
+                  "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: " + WS_KEY,
+                  "Sec-WebSocket-Protocol: ", "mqtt", "mqttv3.1", "Origin: ",
+                  "Content-Length: ", "Transfer-Encoding: ", "http://", "wss://", ", "]:
+            f.write('"%s"\n' % w)
+    with open(os.path.join(DICTS, "proxy.dict"), "w") as f:
+        f.write("# PROXY protocol tokens (tests/fuzz/make_seeds.py)\n")
+        for w in ["PROXY ", "TCP4 ", "TCP6 ", "UNKNOWN", "\\x0d\\x0a", "::", "::ffff:",
+                  "255.255.255.255", "65535",
+                  "\\x0d\\x0a\\x0d\\x0a\\x00\\x0d\\x0aQUIT\\x0a\\x21\\x11",
+                  "\\x20\\x00\\x05\\x07\\x00\\x00\\x00\\x00", "\\x21\\x00\\x07TLSv1.3",
+                  "\\x03\\x00\\x04"]:
+            f.write('"%s"\n' % w)
     with open(os.path.join(DICTS, "password_file.dict"), "w") as f:
         f.write("# password hash prefixes (tests/fuzz/make_seeds.py)\n")
         for w in ["$7$", "$6$", "$5$", "$2b$04$", "$2a$", "$2y$", "$y$", "$argon2id$",
@@ -598,12 +859,16 @@ def write_dicts():
 
 
 def main():
-    for target in ("mqtt_decode", "mqtt_props", "config", "password_file", "acl_file"):
+    for target in ("mqtt_decode", "mqtt_props", "config", "password_file", "acl_file",
+                   "ws_handshake", "ws_frames", "proxy"):
         reset_dir(os.path.join(CORPUS, target))
     mqtt_seeds()
     config_seeds()
     password_seeds()
     acl_seeds()
+    ws_handshake_seeds()
+    ws_frames_seeds()
+    proxy_seeds()
     write_dicts()
     total = 0
     for target in sorted(os.listdir(CORPUS)):

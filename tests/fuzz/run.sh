@@ -5,7 +5,8 @@
 #   tests/fuzz/run.sh 300                      # every target, 5 minutes each
 #   tests/fuzz/run.sh 60 mqtt_decode config    # two of them
 #
-# Targets: mqtt_decode mqtt_props config password_file acl_file (tests/fuzz/fuzz_<name>.c).
+# Targets: mqtt_decode mqtt_props config password_file acl_file ws_handshake ws_frames proxy
+# (tests/fuzz/fuzz_<name>.c).
 #
 # - Installs clang and libclang-rt-14-dev (libFuzzer) with apt-get when they are missing.
 # - Configures a separate build tree, $CX_FUZZ_BUILD or build-fuzz/ in the repository root
@@ -27,7 +28,9 @@
 set -eu
 
 usage() {
-    echo "usage: $0 SECONDS [mqtt_decode|mqtt_props|config|password_file|acl_file ...]" >&2
+    echo "usage: $0 SECONDS [TARGET ...]" >&2
+    echo "targets: mqtt_decode mqtt_props config password_file acl_file ws_handshake ws_frames" \
+        "proxy" >&2
     exit 2
 }
 
@@ -40,7 +43,7 @@ case $secs in '' | *[!0-9]*) usage ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 build=${CX_FUZZ_BUILD:-$top/build-fuzz}
-all="mqtt_decode mqtt_props config password_file acl_file"
+all="mqtt_decode mqtt_props config password_file acl_file ws_handshake ws_frames proxy"
 targets=${*:-$all}
 for t in $targets; do
     case " $all " in *" $t "*) ;; *) echo "$0: unknown target '$t'" >&2; usage ;; esac
@@ -51,6 +54,9 @@ max_len() {
     mqtt_decode) echo 2048 ;;
     mqtt_props) echo 512 ;;
     config) echo 4096 ;;
+    # Each input is parsed once per chunk or prefix (quadratic in its length): keep it short.
+    ws_handshake) echo 1536 ;;
+    proxy) echo 1024 ;;
     *) echo 2048 ;;
     esac
 }
