@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "util/err.h"
+#include "util/str.h"
 
 static const uint8_t v2_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                    0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
@@ -111,17 +112,6 @@ static bool is_digit(uint8_t c)
     return c >= '0' && c <= '9';
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A decimal number of 1..digits digits, no leading zero unless it is "0", at most max. */
 static bool parse_dec(cx_str_t s, size_t digits, uint32_t max, uint32_t *out)
 {
@@ -189,7 +179,7 @@ static bool parse_ip6(cx_str_t s, uint8_t out[16])
             return false;
         uint16_t v = 0;
         for (size_t k = 0; k < tok.len; k++) {
-            int h = hexval(tok.p[k]);
+            int h = cx_hexval(tok.p[k]);
             if (h < 0)
                 return false;
             v = (uint16_t)(v << 4 | h);

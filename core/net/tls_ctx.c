@@ -18,6 +18,7 @@
 #include "transport.h"
 #include "util/alloc.h"
 #include "util/err.h"
+#include "util/str.h"
 
 /* ---- listener transport settings ----------------------------------------------------- */
 
@@ -99,17 +100,6 @@ typedef struct psk_entry {
     size_t key_len;
 } psk_entry_t;
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads mosquitto's psk_file: `identity:hexkey` per line; blank lines and lines starting
  * with '#' are skipped. Every malformed line is an error naming the line. */
 static int psk_load(cx_tls_ctx_t *t, const char *path, char *err, size_t errlen)
@@ -152,7 +142,7 @@ static int psk_load(cx_tls_ctx_t *t, const char *path, char *err, size_t errlen)
         else if (hexlen / 2 > PSK_MAX_KEY)
             why = "key longer than 256 bytes";
         for (size_t i = 0; !why && i < hexlen; i++)
-            if (hexval(hex[i]) < 0)
+            if (cx_hexval(hex[i]) < 0)
                 why = "key is not hexadecimal";
         for (size_t i = 0; !why && i < t->npsk; i++)
             if (strlen(t->psk[i].identity) == idlen && !memcmp(t->psk[i].identity, line, idlen))
@@ -176,7 +166,7 @@ static int psk_load(cx_tls_ctx_t *t, const char *path, char *err, size_t errlen)
         }
         e->key_len = hexlen / 2;
         for (size_t i = 0; i < e->key_len; i++)
-            e->key[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+            e->key[i] = (uint8_t)(cx_hexval(hex[2 * i]) << 4 | cx_hexval(hex[2 * i + 1]));
         t->npsk++;
     }
     if (rc == CX_OK && ferror(f)) {

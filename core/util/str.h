@@ -53,4 +53,16 @@ static inline uint64_t cx_str_hash(cx_str_t s)
     return h;
 }
 
+/* The value of one hexadecimal digit (either case), or -1. */
+static inline int cx_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #endif
