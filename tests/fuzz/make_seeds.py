@@ -790,6 +790,8 @@ def proxy_seeds():
                                                         struct.pack(">I", 1)))),
         ("v2-crc", pp2_crc(0x21, 0x11, a4 + tlv(0x01, b"mqtt"))),
         ("v2-crc-bad", pp2(0x21, 0x11, a4 + tlv(0x03, b"\x01\x02\x03\x04"))),
+        ("v2-unique-id-128", pp2(0x21, 0x11, a4 + tlv(0x05, b"u" * 128))),
+        ("v2-unique-id-129", pp2(0x21, 0x11, a4 + tlv(0x05, b"u" * 129))),
         ("v2-repeated-tlv", pp2(0x21, 0x11, a4 + tlv(0x01, b"a") + tlv(0x01, b"b"))),
         ("v2-tlv-overrun", pp2(0x21, 0x11, a4 + b"\x01\x00\x09ab")),
         ("v2-short-block", pp2(0x21, 0x21, a4)),
