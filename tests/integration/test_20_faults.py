@@ -541,6 +541,10 @@ class FdExhaustion(FaultTest):
         bystander, the clients that were served and the ones that wait."""
         if not shutil_which("prlimit"):
             self.skipTest("prlimit (util-linux) not installed")
+        if "valgrind" in h.BROKER:
+            # Valgrind keeps descriptors at the top of the limit for itself: a connection
+            # the kernel gives the broker there is closed by valgrind, not left waiting.
+            self.skipTest("under valgrind the descriptor limit is valgrind's")
         b = self.start_custom(LimitedBroker(lines, self.NOFILE))
         by = self.bystander(b)
         self.base_fds = fl.fd_count(b.proc.pid)
