@@ -576,8 +576,31 @@ static int stream_more(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *
     return data_piece(rx, f, rx->mask, offset, err);
 }
 
+static int decode_one(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *f, size_t *need,
+                      cx_ws_error_t *err);
+
+/* A decode error is final: some (a bad UTF-8 sequence, 1007) are found after the message
+ * state moved, so decoding on could accept what was just refused. */
 int cx_ws_decode(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *f, size_t *need,
                  cx_ws_error_t *err)
+{
+    if (rx->failed) {
+        memset(f, 0, sizeof *f);
+        if (need)
+            *need = 0;
+        return ws_fail(err, rx->failed, rx->failed_code, "the stream already failed");
+    }
+    cx_ws_error_t mine = {0};
+    int rc = decode_one(rx, buf, len, f, need, err ? err : &mine);
+    if (rc != CX_OK && rc != CX_EAGAIN) {
+        rx->failed = rc;
+        rx->failed_code = (err ? err : &mine)->close_code;
+    }
+    return rc;
+}
+
+static int decode_one(cx_ws_rx_t *rx, uint8_t *buf, size_t len, cx_ws_frame_t *f, size_t *need,
+                      cx_ws_error_t *err)
 {
     memset(f, 0, sizeof *f);
     if (need)

@@ -154,6 +154,8 @@ typedef struct cx_ws_rx {
     /* UTF-8 validation of a text message across fragments */
     uint8_t u8_need, u8_lo, u8_hi;
     bool closed; /* a close frame was received: nothing may follow */
+    int failed;  /* the error every call returns after the first one (0: none) */
+    uint16_t failed_code;
 } cx_ws_rx_t;
 
 /* Limits are payload bytes; UINT64_MAX means none. max_message also bounds a single

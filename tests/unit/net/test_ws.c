@@ -1640,7 +1640,30 @@ static void test_mutation_loop(void)
 
 /* One test per line. */
 /* clang-format off */
+/* Found by fuzz_ws_frames: a 1007 (bad UTF-8) is found after the message state moved, so
+ * offering the same frame again used to be accepted. Every decode error is final now. */
+static void test_error_is_final(void)
+{
+    cx_ws_rx_t rx;
+    cx_ws_rx_init(&rx, 1024, 4096, 0);
+    uint8_t first[] = {0x01, 0x81, 0, 0, 0, 0, 0xE2};  /* text, not FIN, half a character */
+    uint8_t second[] = {0x80, 0x81, 0, 0, 0, 0, 0x94}; /* continuation, FIN, still not UTF-8 */
+    cx_ws_frame_t f;
+    size_t need;
+    cx_ws_error_t err = {0};
+    CHECK_INT_EQ(cx_ws_decode(&rx, first, sizeof first, &f, &need, &err), CX_OK);
+    uint8_t again[sizeof second];
+    memcpy(again, second, sizeof second);
+    int rc = cx_ws_decode(&rx, second, sizeof second, &f, &need, &err);
+    CHECK(rc != CX_OK && rc != CX_EAGAIN);
+    CHECK_INT_EQ(err.close_code, CX_WS_CLOSE_BAD_DATA);
+    cx_ws_error_t err2 = {0};
+    CHECK_INT_EQ(cx_ws_decode(&rx, again, sizeof again, &f, &need, &err2), rc);
+    CHECK_INT_EQ(err2.close_code, CX_WS_CLOSE_BAD_DATA);
+}
+
 CX_TEST_MAIN(
+    CX_TEST(error_is_final),
     CX_TEST(rfc_accept_key),
     CX_TEST(rfc_hello_decoder),
     CX_TEST(rfc_hello_mqtt_policy),
