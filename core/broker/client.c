@@ -516,6 +516,7 @@ cx_client_t *cx_client_new(cx_worker_t *w, cx_conn_t *c)
     cl->version = CX_MQTT_V311;
     cl->request_problem_info = true;
     cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
+    cl->born_ms = cl->last_rx_ms;
     const cx_config_t *cfg = w->broker->cfg;
     cl->chain = cx_phost_chain(w->broker->plugins, (int)(cl->lconf - cfg->listeners));
     cx_list_insert_tail(&w->clients, &cl->worker_link);
@@ -555,7 +556,11 @@ void cx_client_tick(cx_client_t *cl, int64_t now)
     if (cl->conn->closing || cl->wait)
         return;
     if (cl->state == CX_CL_NEW || cl->state == CX_CL_AUTH) {
-        if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {
+        /* CONNECT (and the handshakes before it) must be complete within the timeout of
+         * the connection's arrival: a sender trickling one byte a second gets no more
+         * time for it. An enhanced-auth exchange gets the timeout per AUTH packet. */
+        int64_t since = cl->state == CX_CL_NEW ? cl->born_ms : cl->last_rx_ms;
+        if (now - since > CONNECT_TIMEOUT_MS) {
             /* The transport's handshakes (PROXY header, TLS, WebSocket upgrade) count
              * against the same time: a stalled one holds only its own connection. */
             const char *hs = cx_conn_handshake(cl->conn);

@@ -22,6 +22,7 @@ struct cx_client {
     bool request_problem_info;
     uint16_t keepalive;         /* seconds, as in force (Server Keep Alive applied) */
     int64_t last_rx_ms;
+    int64_t born_ms;            /* when the connection reached this layer (CONNECT deadline) */
     char *username;
     uint16_t recv_max_out;      /* client's Receive Maximum: our outgoing window */
     uint32_t max_packet_out;    /* client's Maximum Packet Size, 0 = none */
