@@ -8,6 +8,13 @@
  * logger thread says how many lines were lost, and cx_log_dropped() (published as
  * $SYS/broker/log/dropped) keeps the total.
  *
+ * While the destinations keep up, the caller then waits until its line is written, as when
+ * it wrote the line itself: whatever it does next (accept connections, answer a client)
+ * comes after the line in the log, which operators and tests rely on. That wait is bounded
+ * (WRITE_WAIT_MS): when it runs out, the log counts as stalled and callers stop waiting
+ * until the logger thread has caught up with everything queued. A stalled destination thus
+ * costs a worker one short wait, not a blocked write.
+ *
  * The thread starts with the first line after a configuration names a destination that can
  * block (stdout, stderr, file, syslog); a child after fork starts its own the same way.
  * Before that (configuration errors at start-up) and after cx_log_shutdown, lines are
@@ -45,6 +52,8 @@ unsigned cx_log_types_enabled = CX_LOG_ERR | CX_LOG_WARNING | CX_LOG_NOTICE | CX
 #define SHUTDOWN_WAIT_MS 2000
 /* fork and log file changes wait this long for queued lines to be written first */
 #define FORK_WAIT_MS 500
+/* A caller waits at most this long for its line to be written (see the top). */
+#define WRITE_WAIT_MS 50
 
 /* Destinations written by the logger thread. */
 #define THREAD_DESTS (CX_LOGDEST_STDOUT | CX_LOGDEST_STDERR | CX_LOGDEST_FILE | CX_LOGDEST_SYSLOG)
@@ -70,6 +79,8 @@ static struct {
     void *topic_ud;
     /* the ring and the logger thread */
     uint64_t head, tail; /* bytes ever queued / taken; head - tail is in use */
+    uint64_t written;    /* bytes whose lines have been written */
+    bool stalled;        /* a caller's wait ran out: callers do not wait until caught up */
     bool want_thread;    /* the configuration has a destination that can block */
     bool running;        /* a logger thread serves this process */
     bool busy;           /* it is writing a batch */
@@ -231,6 +242,7 @@ static void *logger_main(void *arg)
             n += rl;
         }
         lg.tail += n;
+        uint64_t upto = lg.tail;
         unsigned dests = lg.dests;
         int file_fd = lg.file_fd;
         uint64_t dropped = lg.dropped_unreported;
@@ -257,6 +269,9 @@ static void *logger_main(void *arg)
 
         pthread_mutex_lock(&lg.lock);
         lg.busy = false;
+        lg.written = upto;
+        if (lg.head == lg.tail)
+            lg.stalled = false; /* caught up */
         pthread_cond_broadcast(&lg.idle);
     }
     lg.exited = true;
@@ -265,9 +280,7 @@ static void *logger_main(void *arg)
     return NULL;
 }
 
-/* Waits (lg.lock held) until the ring is empty and the thread idle, or `ms` pass. Returns
- * true when everything was written. */
-static bool wait_drained(int ms)
+static struct timespec deadline_in(int ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -277,6 +290,27 @@ static bool wait_drained(int ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
+    return until;
+}
+
+/* Waits (lg.lock held) until the lines queued up to `pos` are written, for at most `ms`;
+ * when that runs out the log counts as stalled (see the top of the file). */
+static void wait_written(uint64_t pos, int ms)
+{
+    struct timespec until = deadline_in(ms);
+    while (lg.running && !lg.exited && lg.written < pos) {
+        if (pthread_cond_timedwait(&lg.idle, &lg.lock, &until) == ETIMEDOUT) {
+            lg.stalled = lg.written < pos;
+            return;
+        }
+    }
+}
+
+/* Waits (lg.lock held) until the ring is empty and the thread idle, or `ms` pass. Returns
+ * true when everything was written. */
+static bool wait_drained(int ms)
+{
+    struct timespec until = deadline_in(ms);
     while (lg.running && !lg.exited && (lg.head != lg.tail || lg.busy || lg.dropped_unreported)) {
         if (pthread_cond_timedwait(&lg.idle, &lg.lock, &until) == ETIMEDOUT)
             return false;
@@ -318,7 +352,8 @@ static bool start_thread(void)
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
         lg.atfork_done = true;
     }
-    lg.stop = lg.exited = lg.busy = false;
+    lg.stop = lg.exited = lg.busy = lg.stalled = false;
+    lg.written = lg.tail;
     /* Signals belong to the main thread's sigwait: the logger blocks them all. */
     sigset_t all, old;
     sigfillset(&all);
@@ -501,8 +536,11 @@ void cx_log_vwrite(unsigned type, const char *fmt, va_list ap)
     if ((dests & THREAD_DESTS) && !lg.abandoned) {
         size_t slen = format_stamp(stamp, sizeof stamp);
         if (lg.running) {
-            if (enqueue(syslog_priority(type), stamp, slen, line, len))
+            if (enqueue(syslog_priority(type), stamp, slen, line, len)) {
                 pthread_cond_signal(&lg.wake);
+                if (!lg.stalled)
+                    wait_written(lg.head, WRITE_WAIT_MS);
+            }
         } else {
             /* No logger thread (start-up, shutdown): written here, as nothing else runs. */
             char out[sizeof stamp + sizeof line + 1];

@@ -1,6 +1,7 @@
 /* test_log.c: the logger thread of core/util/log.c: no line lost or reordered while the
- * destination drains, a stalled destination never blocks the caller (lines are dropped,
- * counted and reported), a bounded shutdown, log file reopen, and fork. */
+ * destination drains, a line written before cx_log returns while the destination keeps up,
+ * a stalled destination never blocks the caller (lines are dropped, counted and reported),
+ * a bounded shutdown, log file reopen, and fork. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -225,6 +226,30 @@ static void test_file_reopen(void)
     rmdir(dir);
 }
 
+static void test_written_before_return(void)
+{
+    /* While the destination keeps up, a line is in the file when cx_log returns (what a
+     * caller does next comes after it in the log). */
+    char dir[] = "/tmp/cx-test-log-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/culex.log", dir);
+    configure(CX_LOGDEST_FILE, path);
+    for (int i = 0; i < 200; i++) {
+        cx_log(CX_LOG_NOTICE, "line %d", i);
+        char want[32];
+        snprintf(want, sizeof want, "line %d\n", i);
+        char *a = slurp(path);
+        size_t n = strlen(a), w = strlen(want);
+        if (n < w || strcmp(a + n - w, want) != 0)
+            CX_FAIL_("line %d not written when cx_log returned", i);
+        free(a);
+    }
+    cx_log_shutdown();
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_fork_child_logs(void)
 {
     char dir[] = "/tmp/cx-test-log-XXXXXX";
@@ -274,6 +299,7 @@ CX_TEST_MAIN(
     CX_TEST(stalled_stderr_never_blocks),
     CX_TEST(shutdown_bounded_when_stalled),
     CX_TEST(file_reopen),
+    CX_TEST(written_before_return),
     CX_TEST(fork_child_logs),
     CX_TEST(topic_sink_inline),
 )
