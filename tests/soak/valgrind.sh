@@ -13,11 +13,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 files=${*:-"test_01_connect test_02_publish_qos test_03_retain test_04_will test_05_session
 test_06_shared test_07_v5_features test_08_malformed test_10_sys test_11_limits test_20_faults"}
-export CULEX_TEST_BROKER="$here/culex-valgrind"
-export CULEX_TEST_KIND=culex
-export CULEX_TEST_WORKERS=${CULEX_TEST_WORKERS:-1}
 export CULEX_VALGRIND_BROKER=${CULEX_VALGRIND_BROKER:-$top/build/core/culex}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 2; }
+# The harness finds the test plugins in ../tests/fixtures next to the broker's folder: the
+# wrapper goes into a folder laid out like the build tree.
+build=$(cd "$(dirname "$CULEX_VALGRIND_BROKER")/.." && pwd)
+shadow=$(mktemp -d /tmp/culex-valgrind-XXXXXX)
+chmod 755 "$shadow"     # started as root, the broker loads plugins as "nobody"
+trap 'rm -rf "$shadow"' EXIT
+mkdir "$shadow/core"
+cp "$here/culex-valgrind" "$shadow/core/culex-valgrind"
+ln -s "$build/tests" "$shadow/tests"
+export CULEX_TEST_BROKER="$shadow/core/culex-valgrind"
+export CULEX_TEST_KIND=culex
+export CULEX_TEST_WORKERS=${CULEX_TEST_WORKERS:-1}
 log=${CULEX_VALGRIND_LOG:-$(mktemp /tmp/culex-valgrind-XXXXXX.log)}
 status=0
 cd "$top/tests/integration"
