@@ -11,8 +11,11 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+# test_16_persistence is left out: three of its tests read the log as soon as the port
+# listens, before the broker opens its store, which under valgrind is too early.
 files=${*:-"test_01_connect test_02_publish_qos test_03_retain test_04_will test_05_session
-test_06_shared test_07_v5_features test_08_malformed test_10_sys test_11_limits test_20_faults"}
+test_06_shared test_07_v5_features test_08_malformed test_10_sys test_11_limits
+test_13_broker_config test_14_plugins test_20_faults test_21_random_clients"}
 export CULEX_VALGRIND_BROKER=${CULEX_VALGRIND_BROKER:-$top/build/core/culex}
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 2; }
 # The harness finds the test plugins in ../tests/fixtures next to the broker's folder: the
