@@ -207,7 +207,10 @@ void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain
     }
     bool online = s->client && s->client->state == CX_CL_CONNECTED;
     if (qos == 0 && online) {
-        if (cx_conn_pending(s->client->conn) > QOS0_BACKLOG_LIMIT) {
+        /* The message must fit under the limit, not merely find the backlog below it: the
+         * output buffer doubles when it grows, so a backlog just over a power of two would
+         * double the memory this limit promises. */
+        if (cx_conn_pending(s->client->conn) + msg->size > QOS0_BACKLOG_LIMIT) {
             count_dropped(s);
             return;
         }
