@@ -78,7 +78,13 @@ typedef struct cx_target {
     uint32_t *sub_ids;     /* allocated when nsub > 1 */
     uint64_t store_gen;    /* recorded by routing for this session generation (persist.c) */
     uint64_t store_order;  /* its place in the session's queue, when recorded */
+    uint32_t epoch;        /* the session's epoch when routing matched it (cx_session_t) */
 } cx_target_t;
+
+static inline const uint32_t *cx_target_ids(const cx_target_t *t)
+{
+    return t->nsub > 1 ? t->sub_ids : t->nsub ? &t->sub_id : NULL;
+}
 
 /* Per-worker slot in each session, used while routing one message to merge overlapping
  * subscriptions of the same session into one delivery. Each worker writes only its own
@@ -150,6 +156,11 @@ struct cx_session {
     /* persistence generation (persist.h); 0 = not persisted. Written by the owner, read by
      * routing workers. */
     atomic_uint_fast64_t store_gen;
+    /* Bumped by a clean start after its subscriptions left the tree. Routing reads it while
+     * the tree's read lock is held, so a delivery matched against the old subscriptions
+     * carries the old epoch and is dropped on arrival, however long it was in transit
+     * between workers [MQTT-3.1.2-4]. */
+    atomic_uint epoch;
     uint32_t expiry_interval;  /* seconds; UINT32_MAX = never */
     int64_t disconnected_at_ms; /* monotonic, while offline */
 

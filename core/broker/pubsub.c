@@ -308,8 +308,10 @@ static void retained_cb(void *ud, cx_str_t topic, void *value)
     cx_msg_t *m = value;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
     /* Retained messages sent because of a subscription keep retain = 1 [MQTT-3.3.1-8]. */
-    cx_session_deliver(rc->s, m, qos, true, 0, rc->sub_id ? &rc->sub_id : NULL,
-                       rc->sub_id ? 1 : 0, 0, 0);
+    cx_target_t t = {.session = rc->s, .qos = qos, .retain = true,
+                     .nsub = rc->sub_id ? 1 : 0, .sub_id = rc->sub_id,
+                     .epoch = atomic_load_explicit(&rc->s->epoch, memory_order_relaxed)};
+    cx_session_deliver(m, &t);
 }
 
 /* Asks the ACL chain whether the client may (un)subscribe `filter` (as the client wrote

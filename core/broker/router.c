@@ -102,6 +102,8 @@ static void match_cb(void *ud, void *owner, const cx_sub_opts_t *opts, cx_str_t 
     t->sub_ids = NULL;
     t->store_gen = 0;
     t->store_order = 0;
+    /* Read under the tree's read lock: see cx_session_t.epoch. */
+    t->epoch = atomic_load_explicit(&s->epoch, memory_order_acquire);
     add_sub_id(t, opts->sub_id);
     if (!share) {
         mark->seq = w->route_seq;
@@ -114,11 +116,6 @@ static bool pick_cb(void *ud, void *owner)
     route_ctx_t *rc = ud;
     cx_session_t *s = owner;
     return s != rc->exclude && atomic_load_explicit(&s->online, memory_order_relaxed);
-}
-
-static const uint32_t *target_ids(const cx_target_t *t)
-{
-    return t->nsub > 1 ? t->sub_ids : t->nsub ? &t->sub_id : NULL;
 }
 
 /* Appends one delivery to the batch this turn builds for worker wi. False when out of
@@ -184,8 +181,7 @@ static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
         cx_target_t *t = &w->targets[i];
         if (!t->session || t->session->worker != w)
             continue;
-        cx_session_deliver(t->session, msg, t->qos, t->retain, t->share_hash, target_ids(t),
-                           t->nsub, t->store_gen, t->store_order);
+        cx_session_deliver(msg, t);
         cx_free(t->sub_ids);
         cx_session_unref(t->session);
     }
@@ -228,8 +224,7 @@ void cx_route_deliver_post(cx_worker_t *w, cx_post_deliver_t *p)
     for (size_t i = 0; i < p->count; i++) {
         cx_delivery_t *d = &p->items[i];
         cx_target_t *t = &d->t;
-        cx_session_deliver(t->session, d->msg, t->qos, t->retain, t->share_hash,
-                           target_ids(t), t->nsub, t->store_gen, t->store_order);
+        cx_session_deliver(d->msg, t);
         cx_free(t->sub_ids);
         cx_session_unref(t->session);
         cx_msg_unref(d->msg);

@@ -38,6 +38,7 @@ cx_session_t *cx_session_new(cx_worker_t *w, cx_str_t client_id)
     atomic_init(&s->refs, 1);
     atomic_init(&s->online, false);
     atomic_init(&s->store_gen, 0);
+    atomic_init(&s->epoch, 0);
     s->worker = w;
     cx_list_init(&s->inflight);
     cx_list_init(&s->queue);
@@ -191,11 +192,22 @@ static void drop_delivery(cx_session_t *s, cx_msg_t *msg, uint64_t store_gen)
     cx_persist_routed_dropped(s, msg, store_gen);
 }
 
-void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
-                        uint32_t share_hash, const uint32_t *sub_ids, size_t nsub,
-                        uint64_t store_gen, uint64_t store_order)
+void cx_session_deliver(cx_msg_t *msg, const cx_target_t *t)
 {
+    cx_session_t *s = t->session;
+    uint8_t qos = t->qos;
+    bool retain = t->retain;
+    uint32_t share_hash = t->share_hash;
+    const uint32_t *sub_ids = cx_target_ids(t);
+    size_t nsub = t->nsub;
+    uint64_t store_gen = t->store_gen, store_order = t->store_order;
     if (s->dead) {
+        cx_persist_routed_dropped(s, msg, store_gen);
+        return;
+    }
+    if (t->epoch != atomic_load_explicit(&s->epoch, memory_order_relaxed)) {
+        /* Matched against subscriptions a clean start has since removed: not this
+         * session's message (not counted as dropped either: nobody subscribed lost it). */
         cx_persist_routed_dropped(s, msg, store_gen);
         return;
     }
@@ -490,6 +502,8 @@ void cx_session_clear(cx_session_t *s)
 {
     cx_persist_session_drop(s); /* everything below goes with its generation */
     unsubscribe_all(s);
+    /* After the subscriptions left the tree: see cx_session_t.epoch. */
+    atomic_fetch_add_explicit(&s->epoch, 1, memory_order_release);
     drop_list(&s->inflight);
     drop_list(&s->queue);
     s->inflight_count = s->queue_count = 0;

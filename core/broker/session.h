@@ -45,11 +45,11 @@ static inline cx_session_t *cx_session_ref(cx_session_t *s)
 }
 void cx_session_unref(cx_session_t *s);
 
-/* Queues or sends a message. Takes its own reference on msg. sub_ids may be NULL.
- * store_gen/store_order: the queue entry routing already recorded (persist.h), or 0. */
-void cx_session_deliver(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
-                        uint32_t share_hash, const uint32_t *sub_ids, size_t nsub_ids,
-                        uint64_t store_gen, uint64_t store_order);
+/* Queues or sends msg to t->session as routing decided in t (QoS, retain, share, its
+ * subscription identifiers, the queue entry routing already recorded: store_gen/store_order,
+ * persist.h). Takes its own reference on msg; t stays the caller's. Dropped when the session
+ * was cleaned since routing matched it (t->epoch). */
+void cx_session_deliver(cx_msg_t *msg, const cx_target_t *t);
 /* Start-up restore: appends a recorded entry (queue, or inflight with its packet id). */
 int cx_session_restore_entry(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
                              uint32_t share_hash, uint8_t state, uint16_t pid,
