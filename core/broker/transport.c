@@ -35,6 +35,9 @@ static void tls_conf(const cx_listener_conf_t *lc, const cx_config_t *cfg, cx_tl
         .min_version = lc->tls_version,
         .require_certificate = lc->require_certificate,
         .no_date_checks = lc->disable_client_cert_date_checks,
+        .engine = lc->tls_engine,
+        .engine_kpass_sha1 = lc->tls_engine_kpass_sha1,
+        .keyform_engine = lc->tls_keyform_engine,
     };
 }
 

@@ -240,6 +240,8 @@ const char *cx_conf_set_connection(cx_conf_ctx_t *, const cx_conf_directive_t *,
 /* TLS and WebSockets (slots_net.c). */
 const char *cx_conf_set_tls_keyform(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
                                     const cx_conf_args_t *);
+const char *cx_conf_set_tls_kpass_sha1(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
+                                       const cx_conf_args_t *);
 const char *cx_conf_set_ws_origin(cx_conf_ctx_t *, const cx_conf_directive_t *, void *,
                                   const cx_conf_args_t *);
 /* cx_config_finish's checks of each listener's TLS, WebSocket and PROXY settings

@@ -341,8 +341,10 @@ static int copy_tls(cx_listener_conf_t *l, const cx_listener_conf_t *f)
         copy_str(&l->crlfile, f->crlfile) || copy_str(&l->ciphers, f->ciphers) ||
         copy_str(&l->ciphers_tls13, f->ciphers_tls13) ||
         copy_str(&l->dhparamfile, f->dhparamfile) || copy_str(&l->psk_hint, f->psk_hint) ||
-        copy_str(&l->psk_file, f->psk_file))
+        copy_str(&l->psk_file, f->psk_file) || copy_str(&l->tls_engine, f->tls_engine) ||
+        copy_str(&l->tls_engine_kpass_sha1, f->tls_engine_kpass_sha1))
         return CX_ENOMEM;
+    l->tls_keyform_engine = f->tls_keyform_engine;
     l->tls_version = f->tls_version;
     l->require_certificate = f->require_certificate;
     l->use_identity_as_username = f->use_identity_as_username;

@@ -84,7 +84,8 @@ typedef struct cx_listener_conf {
     char *cafile;             /* CA certificates (PEM) that client certificates must chain to */
     char *capath;             /* directory of hashed CA certificates (c_rehash) */
     char *certfile;           /* server certificate chain (PEM) */
-    char *keyfile;            /* its private key (PEM, not encrypted) */
+    char *keyfile;            /* its private key (PEM, not encrypted), or the engine's key
+                               * id (PKCS#11 URI) with tls_keyform engine */
     char *crlfile;            /* revoked client certificates (PEM CRL) */
     char *ciphers;            /* TLS 1.2 cipher list (OpenSSL syntax); NULL = OpenSSL's */
     char *ciphers_tls13;      /* `ciphers_tls1.3`: TLS 1.3 cipher suites; NULL = OpenSSL's */
@@ -96,6 +97,9 @@ typedef struct cx_listener_conf {
     bool use_identity_as_username; /* username = certificate CN (or PSK identity) */
     bool use_subject_as_username;  /* username = certificate subject (RFC 2253) */
     bool disable_client_cert_date_checks; /* accept expired / not yet valid client certs */
+    char *tls_engine;         /* OpenSSL ENGINE id (e.g. pkcs11), loaded with the context */
+    char *tls_engine_kpass_sha1; /* 40 hex digits: SHA-1 of the key's password, for it */
+    bool tls_keyform_engine;  /* tls_keyform engine: keyfile is a key id for tls_engine */
 
     /* PROXY protocol (HAProxy's spec): 0 off, 1 = v1 only, 2 = v2 and v1. */
     int enable_proxy_protocol;

@@ -291,17 +291,25 @@ const cx_conf_directive_t cx_conf_directives[] = {
          DEFL, "Accept client certificates that have expired or are not valid yet."),
     PATH("keyfile", LI, L(keyfile), NULL, DEFL,
          "Private key of certfile (PEM, not encrypted: a daemon has nobody to ask for a "
-         "passphrase)."),
+         "passphrase); with `tls_keyform engine`, the key's id for tls_engine (for pkcs11 a "
+         "PKCS#11 URI)."),
     BOOL("require_certificate", LI, L(require_certificate), "false", DEFL,
          "Require a client certificate signed by cafile/capath (without either, every client "
          "is refused: warned at start, as mosquitto starts). When false, clients are not "
          "asked for one."),
-    UNSUP("tls_engine", LI, DEFL, "OpenSSL engines; OpenSSL 3 deprecates them", NULL,
-          "OpenSSL engine for the private key. Refused: give keyfile as a PEM file."),
-    UNSUP("tls_engine_kpass_sha1", LI, DEFL, "OpenSSL engines; OpenSSL 3 deprecates them",
-          NULL, "Private key password for the engine. Refused, as tls_engine."),
-    DIR("tls_keyform", LI, 1, 1, cx_conf_set_tls_keyform, CX_CONF_K_NONE, 0, NULL, "pem",
-        DEFL, NULL, "pem (the only form supported: `engine` is refused, as tls_engine)."),
+    STR("tls_engine", LI, L(tls_engine), NULL, DEFL,
+        "OpenSSL engine loaded with this listener's TLS context, e.g. pkcs11 (docs/tls.md). "
+        "With `tls_keyform engine` it loads the key; otherwise it becomes OpenSSL's default "
+        "for the algorithms it implements (a crypto accelerator), process-wide."),
+    DIR("tls_engine_kpass_sha1", LI, 1, 1, cx_conf_set_tls_kpass_sha1, CX_CONF_K_STR,
+        L(tls_engine_kpass_sha1), NULL, NULL, DEFL, NULL,
+        "SHA-1 (40 hex digits) of the key's password, given to tls_engine through its "
+        "SECRET_MODE and PIN controls as mosquitto does. Only engines with a SECRET_MODE "
+        "control (the TPM engine) take it; pkcs11 has none and is refused: give the PIN in "
+        "the key URI (`?pin-source=file:PATH`)."),
+    DIR("tls_keyform", LI, 1, 1, cx_conf_set_tls_keyform, CX_CONF_K_BOOL,
+        L(tls_keyform_engine), NULL, "pem", DEFL, NULL,
+        "pem: keyfile is a PEM file; engine: keyfile is a key id that tls_engine loads."),
     ENUM("tls_version", LI, L(tls_version), tls_versions, "tlsv1.2", DEFL,
          "Lowest TLS version accepted: tlsv1.3, tlsv1.2 or tlsv1.1 (TLS 1.2 and 1.3 by "
          "default, as mosquitto 2)."),

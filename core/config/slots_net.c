@@ -2,8 +2,8 @@
  * WebSockets and the PROXY protocol.
  *
  * The rows themselves are in directives.c; most use the typed setters. What lives here is
- * what the typed setters cannot say: `websockets_origin` accumulates, `tls_keyform engine`
- * is refused, and the combinations mosquitto refuses (require_certificate without a CA,
+ * what the typed setters cannot say: `websockets_origin` accumulates, `tls_keyform` and
+ * `tls_engine_kpass_sha1` have their own syntax, and the combinations mosquitto refuses (require_certificate without a CA,
  * certfile without keyfile, certificates and PSK on one listener) are checked once the
  * whole file is read, so that the order of the lines does not matter. */
 #include <stdio.h>
@@ -13,17 +13,38 @@
 #include "util/alloc.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/str.h"
 
 const char *cx_conf_set_tls_keyform(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d, void *slot,
                                     const cx_conf_args_t *a)
 {
-    (void)ctx, (void)d, (void)slot;
-    if (strcmp(a->argv[0], "pem") == 0)
+    (void)d;
+    if (strcmp(a->argv[0], "pem") == 0 || strcmp(a->argv[0], "engine") == 0) {
+        *(bool *)slot = a->argv[0][0] == 'e';
         return NULL;
-    if (strcmp(a->argv[0], "engine") == 0)
-        return "not supported: OpenSSL engines are deprecated by OpenSSL 3; give the key as a "
-               "PEM file with keyfile";
-    return cx_conf_msg(ctx, "invalid value '%s' (expected pem)", a->argv[0]);
+    }
+    return cx_conf_msg(ctx, "invalid value '%s' (expected pem or engine)", a->argv[0]);
+}
+
+/* `tls_engine_kpass_sha1 HEX`: a SHA-1 digest, so exactly 40 hexadecimal digits. */
+const char *cx_conf_set_tls_kpass_sha1(cx_conf_ctx_t *ctx, const cx_conf_directive_t *d,
+                                       void *slot, const cx_conf_args_t *a)
+{
+    (void)d;
+    const char *v = a->argv[0];
+    size_t n = strlen(v);
+    bool hex = n == 40;
+    for (size_t i = 0; hex && i < n; i++)
+        hex = cx_hexval(v[i]) >= 0;
+    if (!hex)
+        return "expected 40 hexadecimal digits (the SHA-1 of the key's password)";
+    char *copy = cx_strdup(v);
+    if (!copy)
+        return "out of memory";
+    char **s = slot;
+    cx_free(*s);
+    *s = copy;
+    return NULL;
 }
 
 /* `websockets_origin ORIGIN`, repeatable: each line adds one allowed Origin. */
@@ -64,6 +85,8 @@ void cx_conf_net_free(cx_listener_conf_t *l)
     cx_free(l->dhparamfile);
     cx_free(l->psk_hint);
     cx_free(l->psk_file);
+    cx_free(l->tls_engine);
+    cx_free(l->tls_engine_kpass_sha1);
     for (size_t i = 0; i < l->websockets_origin_count; i++)
         cx_free(l->websockets_origin[i]);
     cx_free(l->websockets_origin);
@@ -110,6 +133,8 @@ static const char *tls_only_setting(const cx_listener_conf_t *l)
         return "tls_version";
     if (l->disable_client_cert_date_checks)
         return "disable_client_cert_date_checks";
+    if (l->tls_engine)
+        return "tls_engine";
     return NULL;
 }
 
@@ -126,6 +151,15 @@ int cx_conf_check_net(const cx_config_t *cfg, char *err, size_t errlen)
             return fail(l, err, errlen,
                         l->certfile ? "certfile needs keyfile (the certificate's private key)"
                                     : "keyfile needs certfile (the certificate it belongs to)");
+        if (l->tls_keyform_engine && !l->tls_engine)
+            return fail(l, err, errlen, "tls_keyform engine needs tls_engine (the engine that "
+                                        "loads keyfile)");
+        if (l->tls_engine_kpass_sha1 && !l->tls_engine)
+            return fail(l, err, errlen, "tls_engine_kpass_sha1 needs tls_engine (the engine "
+                                        "that takes it)");
+        if (l->tls_keyform_engine && psk)
+            return fail(l, err, errlen, "tls_keyform engine needs certfile and keyfile, not "
+                                        "psk_hint");
         if (cert && psk)
             return fail(l, err, errlen, "psk_hint cannot be combined with certfile and keyfile "
                                         "on one listener (as in mosquitto): use two listeners");

@@ -57,6 +57,7 @@ struct cx_tls_ctx {
     struct psk_entry *psk; /* psk_file entries */
     size_t npsk;
     bool psk_listener;
+    struct engine_st *engine; /* tls_engine: a functional reference, or NULL */
 };
 
 typedef struct cx_xport {

@@ -10,5 +10,5 @@ target_link_libraries(cx_netproto PUBLIC cx_util OpenSSL::Crypto)
 # The transport filter stack (PROXY header, TLS, WebSockets) and the listeners' TLS
 # contexts, run by conn.c for listeners that are not plain TCP (filter.h).
 target_sources(cx_net PRIVATE net/filter.c net/filter_proxy.c net/filter_tls.c net/filter_ws.c
-    net/tls_ctx.c)
+    net/tls_ctx.c net/tls_engine.c)
 target_link_libraries(cx_net PUBLIC cx_netproto OpenSSL::SSL)

@@ -4,7 +4,8 @@
  * A context reads every file when it is built, on the main thread, so that handshakes on
  * the workers never touch the disk and a broken file is reported once, with its name,
  * instead of failing every client. Contexts are refcounted: a reload swaps in a new one
- * and connections keep the one they were accepted with. */
+ * and connections keep the one they were accepted with. A key kept by an OpenSSL engine
+ * (tls_keyform engine) is loaded through tls_engine.c, the one file that uses that API. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "filter.h"
+#include "tls_engine.h"
 #include "transport.h"
 #include "util/alloc.h"
 #include "util/err.h"
@@ -253,10 +255,35 @@ cx_tls_ctx_t *cx_tls_ctx_new(const cx_tls_conf_t *tc, char *err, size_t errlen)
     if (tc->ciphers_tls13 && !SSL_CTX_set_ciphersuites(ctx, tc->ciphers_tls13))
         return fail(t, err, errlen, "ciphers_tls1.3", tc->ciphers_tls13);
 
+    if (tc->engine) {
+        t->engine = cx_tls_engine_open(tc->engine, !tc->keyform_engine, err, errlen);
+        if (!t->engine ||
+            (tc->engine_kpass_sha1 &&
+             cx_tls_engine_kpass_sha1(t->engine, tc->engine_kpass_sha1, err, errlen))) {
+            cx_tls_ctx_unref(t);
+            return NULL;
+        }
+    }
+    if (tc->keyform_engine && !t->engine) {
+        snprintf(err, errlen, "tls_keyform engine needs tls_engine (which engine loads the key)");
+        cx_tls_ctx_unref(t);
+        return NULL;
+    }
+
     if (tc->certfile) {
         if (SSL_CTX_use_certificate_chain_file(ctx, tc->certfile) != 1)
             return fail(t, err, errlen, "certfile", tc->certfile);
-        if (SSL_CTX_use_PrivateKey_file(ctx, tc->keyfile, SSL_FILETYPE_PEM) != 1) {
+        if (tc->keyform_engine) {
+            EVP_PKEY *key = cx_tls_engine_load_key(t->engine, tc->keyfile, err, errlen);
+            if (!key) {
+                cx_tls_ctx_unref(t);
+                return NULL;
+            }
+            int ok = SSL_CTX_use_PrivateKey(ctx, key);
+            EVP_PKEY_free(key); /* the context holds its own reference */
+            if (ok != 1)
+                return fail(t, err, errlen, "keyfile", tc->keyfile);
+        } else if (SSL_CTX_use_PrivateKey_file(ctx, tc->keyfile, SSL_FILETYPE_PEM) != 1) {
             char why[256];
             cx_tls_reason(why, sizeof why);
             snprintf(err, errlen, "keyfile %s: %s (an unencrypted PEM key is needed)",
@@ -343,7 +370,8 @@ void cx_tls_ctx_unref(cx_tls_ctx_t *t)
 {
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
-    SSL_CTX_free(t->ssl_ctx);
+    SSL_CTX_free(t->ssl_ctx); /* before the engine: it frees an engine key */
+    cx_tls_engine_close(t->engine);
     for (size_t i = 0; i < t->npsk; i++) {
         OPENSSL_cleanse(t->psk[i].key, sizeof t->psk[i].key);
         cx_free(t->psk[i].identity);

@@ -24,7 +24,8 @@ typedef struct cx_tls_ctx cx_tls_ctx_t;
  * borrowed for the call. */
 typedef struct cx_tls_conf {
     const char *cafile, *capath;    /* CAs that client certificates must chain to */
-    const char *certfile, *keyfile; /* server certificate chain and key (PEM) */
+    const char *certfile, *keyfile; /* server certificate chain and key (PEM), or with
+                                     * keyform_engine the engine's key id (PKCS#11 URI) */
     const char *crlfile;            /* PEM CRL: revoked client certificates are refused */
     const char *ciphers;            /* TLS 1.2 cipher list; NULL = OpenSSL's default */
     const char *ciphers_tls13;      /* TLS 1.3 suites; NULL = OpenSSL's default */
@@ -34,6 +35,9 @@ typedef struct cx_tls_conf {
     int min_version;                /* 0x0302..0x0304; 0 = TLS 1.2 */
     bool require_certificate;       /* ask for a client certificate and require it */
     bool no_date_checks;            /* accept expired / not yet valid client certificates */
+    const char *engine;             /* tls_engine: OpenSSL ENGINE id (tls_engine.h) */
+    const char *engine_kpass_sha1;  /* 40 hex digits for the engine, or NULL */
+    bool keyform_engine;            /* tls_keyform engine: keyfile is loaded by the engine */
 } cx_tls_conf_t;
 
 /* Builds a context: reads every file now (certificate, key, CAs, CRL, DH parameters, PSK

@@ -1180,7 +1180,6 @@ static void test_not_supported_families(void)
     } cases[] = {
         {"listener 9001\nprotocol http_api\n", "protocol: not supported yet (HTTP API)"},
         {"listener 9001\nhttp_dir /www\n", "http_dir: not supported yet (HTTP file serving)"},
-        {"listener 8883\ntls_engine pkcs11\n", "tls_engine: not supported yet (OpenSSL engines"},
         {"connection cloud\naddress 1.2.3.4\ntopic # both 0\n",
          "main.conf:1: connection: not supported yet (bridges): bridge 'cloud'"},
         {"enable_control_api true\n", "enable_control_api: not supported yet ($CONTROL API)"},
@@ -1250,6 +1249,21 @@ static void test_tls_websockets_proxy(void)
     CHECK(p->proxy_protocol_v2_require_tls);
     CHECK_STR_EQ(c->psk_file, "/psk"); /* global without per_listener_settings */
     CHECK_STR_EQ(c->listeners[4].psk_hint, "hint");
+    CHECK(t->tls_engine == NULL && !t->tls_keyform_engine);
+    cx_config_free(c);
+
+    /* a key in an OpenSSL engine (the engine itself is loaded with the TLS context) */
+    c = load_ok("listener 8883\ncertfile /c.pem\ntls_engine pkcs11\ntls_keyform engine\n"
+                "keyfile pkcs11:token=culex;object=server;type=private\n"
+                "tls_engine_kpass_sha1 7110EDA4D09E062AA5E4A390B0A572AC0D2C0220\n");
+    t = &c->listeners[0];
+    CHECK_STR_EQ(t->tls_engine, "pkcs11");
+    CHECK(t->tls_keyform_engine);
+    CHECK_STR_EQ(t->keyfile, "pkcs11:token=culex;object=server;type=private");
+    CHECK_STR_EQ(t->tls_engine_kpass_sha1, "7110EDA4D09E062AA5E4A390B0A572AC0D2C0220");
+    cx_config_free(c);
+    c = load_ok("listener 8883\ntls_keyform engine\ntls_keyform pem\n");
+    CHECK(!c->listeners[0].tls_keyform_engine);
     cx_config_free(c);
 
     /* a PROXY listener may rely on the load balancer for client certificates */
@@ -1276,6 +1290,13 @@ static void test_tls_websockets_proxy(void)
          "proxy_protocol_v2_require_tls needs enable_proxy_protocol"},
         {"listener 8883\ncertfile /c\nkeyfile /k\nuse_identity_as_username true\n"
          "use_subject_as_username true\n", "exclude each other"},
+        {"listener 8883\ncertfile /c\nkeyfile pkcs11:object=k\ntls_keyform engine\n",
+         "main.conf:1: listener: tls_keyform engine needs tls_engine"},
+        {"listener 8883\ncertfile /c\nkeyfile /k\n"
+         "tls_engine_kpass_sha1 7110eda4d09e062aa5e4a390b0a572ac0d2c0220\n",
+         "main.conf:1: listener: tls_engine_kpass_sha1 needs tls_engine"},
+        {"psk_file /p\nlistener 8883\npsk_hint h\ntls_engine pkcs11\ntls_keyform engine\n",
+         "tls_keyform engine needs certfile and keyfile, not psk_hint"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_HAS(finish_err(bad[i].text), bad[i].expect);
@@ -1303,8 +1324,13 @@ static void test_tls_websockets_proxy(void)
     CHECK_HAS(load_err("listener 1883\nenable_proxy_protocol 3\n"), "enable_proxy_protocol");
     CHECK_HAS(load_err("listener 8883\ntls_version sslv3\n"),
               "invalid value 'sslv3' (expected one of: tlsv1.3, tlsv1.2, tlsv1.1)");
-    CHECK_HAS(load_err("listener 8883\ntls_keyform engine\n"),
-              "tls_keyform: not supported: OpenSSL engines");
+    CHECK_HAS(load_err("listener 8883\ntls_keyform der\n"),
+              "tls_keyform: invalid value 'der' (expected pem or engine)");
+    CHECK_HAS(load_err("listener 8883\ntls_engine_kpass_sha1 7110eda4\n"),
+              "main.conf:2: tls_engine_kpass_sha1: expected 40 hexadecimal digits");
+    CHECK_HAS(load_err("listener 8883\n"
+                       "tls_engine_kpass_sha1 7110eda4d09e062aa5e4a390b0a572ac0d2c022g\n"),
+              "expected 40 hexadecimal digits");
     CHECK_HAS(load_err("listener 9001\nprotocol websockets\nwebsockets_origin a b\n"),
               "one origin per line");
     /* websockets_log_level is libwebsockets': accepted, ignored */
