@@ -41,6 +41,7 @@ void cx_limits_from_config(cx_limits_t *l, const cx_config_t *c)
     l->connection_messages = c->connection_messages;
     l->persistent_client_expiration = c->persistent_client_expiration;
     l->sys_interval = c->sys_interval;
+    l->memory_limit = c->memory_limit;
 }
 
 /* --- services offered to plugins (any thread) --- */

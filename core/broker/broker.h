@@ -53,6 +53,7 @@ typedef struct cx_limits {
     bool connection_messages;
     int64_t persistent_client_expiration; /* seconds, 0 = never */
     int sys_interval;
+    size_t memory_limit;        /* 0 = none; enforced by util/alloc, read for backlogs */
 } cx_limits_t;
 
 /* Per-worker counters; each written only by its worker, read by the $SYS publisher with

@@ -99,6 +99,8 @@ void cx_client_sent(cx_client_t *cl, size_t before)
 
 void cx_client_fail_oom(cx_client_t *cl)
 {
+    if (cl->conn->closing)
+        return; /* said once: every delivery still routed to it would fail the same way */
     cx_log(CX_LOG_ERR, "Out of memory (memory_limit) handling client %s; disconnecting it.",
            cl->session ? cl->session->client_id : cl->conn->peer);
     cx_conn_close(cl->conn, CX_ENOMEM);

@@ -183,6 +183,25 @@ static cx_qentry_t *entry_new(cx_msg_t *msg, uint8_t qos, bool retain, uint32_t 
 
 /* Output a slow reader may accumulate before QoS 0 messages to it are dropped. */
 #define QOS0_BACKLOG_LIMIT (8u * 1024 * 1024)
+/* Backlog any reader may have whatever the memory pressure: a few messages in flight. */
+#define QOS0_BACKLOG_FREE (64u * 1024)
+
+/* Whether a QoS 0 message of `add` bytes may join `pending` bytes of output. The message
+ * must fit under the cap, not merely find the backlog below it: the output buffer doubles
+ * when it grows, so a backlog just over a power of two would double the memory the cap
+ * promises. Under memory_limit, once the heap is above three quarters of it a reader that
+ * is already behind gets no more: the last quarter is kept for the clients that hold no
+ * backlog (publishers, readers that keep up, new connections), so the stalled subscriber
+ * loses messages instead of the others losing their connections. */
+static bool qos0_backlog_allowed(const cx_session_t *s, size_t pending, size_t add)
+{
+    if (pending + add > QOS0_BACKLOG_LIMIT)
+        return false;
+    size_t limit = s->worker->limits.memory_limit;
+    if (!limit || pending < QOS0_BACKLOG_FREE)
+        return true;
+    return cx_alloc_current() + add <= limit / 4 * 3;
+}
 
 /* A delivery that does not become a queue entry: counted, and its routed record (if any)
  * deleted. */
@@ -219,10 +238,7 @@ void cx_session_deliver(cx_msg_t *msg, const cx_target_t *t)
     }
     bool online = s->client && s->client->state == CX_CL_CONNECTED;
     if (qos == 0 && online) {
-        /* The message must fit under the limit, not merely find the backlog below it: the
-         * output buffer doubles when it grows, so a backlog just over a power of two would
-         * double the memory this limit promises. */
-        if (cx_conn_pending(s->client->conn) + msg->size > QOS0_BACKLOG_LIMIT) {
+        if (!qos0_backlog_allowed(s, cx_conn_pending(s->client->conn), msg->size)) {
             count_dropped(s);
             return;
         }
