@@ -33,6 +33,7 @@ void cx_net_init(cx_netctx_t *n, cx_loop_t *loop, void *ud)
     n->ud = ud;
     cx_list_init(&n->again_list);
     cx_timer_init(&n->again_timer, cx_xport_again_cb);
+    cx_list_init(&n->accepts);
 }
 
 cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer)
@@ -210,6 +211,9 @@ static void conn_free(cx_conn_t *c)
         atomic_fetch_sub(&c->listener->connections, 1);
     cx_xport_free(c->x);
     close(c->io.fd);
+    /* A listener that ran out of descriptors can accept one now. */
+    if (c->net)
+        cx_listener_fd_freed(c->net);
     cx_buf_free(&c->in);
     cx_buf_free(&c->out);
     cx_free(c);

@@ -70,6 +70,7 @@ struct cx_netctx {
     void *ud;                  /* the worker that owns this context */
     cx_list_t again_list;      /* filtered connections with input no socket event announces */
     cx_timer_t again_timer;    /* runs again_list on the next turn */
+    cx_list_t accepts;         /* this worker's listening socket watchers (listener.c) */
 };
 
 /* After this many bytes in one turn a connection yields to the others. */

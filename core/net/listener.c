@@ -18,11 +18,24 @@
 #include "util/err.h"
 #include "util/log.h"
 
+/* While accept() fails for want of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS,
+ * ENOMEM), the connection stays in the listen queue and the socket stays readable: a
+ * level-triggered watcher would wake its worker again at once, for ever. So the worker stops
+ * watching that socket and looks again after this back-off, or as soon as it closes a
+ * descriptor of its own (cx_listener_fd_freed), whichever comes first. No descriptor is kept
+ * in reserve (the accept-and-close trick): the clients wait in the queue, as they would for
+ * a slow server, and are served as soon as a descriptor is free. */
+#define ACCEPT_BACKOFF_MS 100
+
 /* The watcher of one listening socket on one worker's loop. */
 typedef struct accept_io {
     cx_io_t io;
     cx_listener_t *l;
+    cx_listen_sock_t *sock;
     cx_netctx_t *net;
+    cx_timer_t backoff;    /* armed while the socket is not watched (paused) */
+    cx_list_t net_link;    /* on net->accepts while watched */
+    bool paused;
 } accept_io_t;
 
 static int add_socket(cx_listener_t *l, int fd)
@@ -33,6 +46,7 @@ static int add_socket(cx_listener_t *l, int fd)
     l->socks = s;
     s[l->nsocks].fd = fd;
     s[l->nsocks].ios = NULL;
+    atomic_init(&s[l->nsocks].starved_since, 0);
     l->nsocks++;
     return CX_OK;
 }
@@ -150,6 +164,92 @@ void cx_net_format_addr(const struct sockaddr_storage *ss, char *out, size_t len
     }
 }
 
+/* Connections waiting in the listen queue of a TCP socket, or -1 if unknown (unix). For a
+ * listening socket Linux reports the accept queue length in tcpi_unacked. */
+static long listen_queue_length(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || len < sizeof ti)
+        return -1;
+    return (long)ti.tcpi_unacked;
+}
+
+static void starve_begin(cx_loop_t *loop, accept_io_t *aio, int err)
+{
+    uint64_t now = cx_loop_now(loop), zero = 0;
+    if (!atomic_compare_exchange_strong(&aio->sock->starved_since, &zero, now ? now : 1))
+        return; /* another worker (or an earlier attempt) logged this episode */
+    /* Often 0: the attempt after the last descriptor was taken fails even with nobody
+     * waiting. Still worth saying: whoever comes now waits. */
+    long queued = listen_queue_length(aio->io.fd);
+    const char *what = err == EMFILE || err == ENFILE ? "out of file descriptors"
+                                                      : "out of kernel memory";
+    char n[48] = "";
+    if (queued >= 0)
+        snprintf(n, sizeof n, " (%ld now)", queued);
+    cx_log(CX_LOG_ERR, "accept on %s: %s (%s); new connections wait in the listen queue%s. "
+           "Retrying every %d ms and whenever a connection closes.", aio->l->desc, what,
+           cx_errname(-err), n, ACCEPT_BACKOFF_MS);
+}
+
+/* The listen queue is empty (EAGAIN): whatever waited has been accepted. */
+static void starve_end(cx_loop_t *loop, accept_io_t *aio)
+{
+    uint64_t since = atomic_load_explicit(&aio->sock->starved_since, memory_order_relaxed);
+    if (since == 0 || !atomic_compare_exchange_strong(&aio->sock->starved_since, &since, 0))
+        return;
+    uint64_t now = cx_loop_now(loop);
+    cx_log(CX_LOG_NOTICE, "accept on %s: accepting connections again after %.1f s.",
+           aio->l->desc, now > since ? (double)(now - since) / 1000 : 0.0);
+}
+
+static void pause_accept(cx_loop_t *loop, accept_io_t *aio)
+{
+    /* Without a timer the socket would only be looked at again when this worker closes a
+     * connection, which may be never: then keep watching (and spinning) rather than stall. */
+    if (cx_timer_start(loop, &aio->backoff, ACCEPT_BACKOFF_MS) != CX_OK)
+        return;
+    if (cx_loop_io_set(loop, &aio->io, 0) != CX_OK) {
+        cx_timer_stop(loop, &aio->backoff);
+        return;
+    }
+    aio->paused = true;
+}
+
+static void accept_cb(cx_loop_t *loop, cx_io_t *io, unsigned events);
+
+/* The back-off is over, or a descriptor was freed: watch the socket again and try at once.
+ * Trying, not only watching, matters: epoll reports a queue that is not empty, but the
+ * episode ends on the EAGAIN of an empty one, and a watcher that EPOLLEXCLUSIVE did not
+ * wake would not hear of the waiting connections at all. */
+static void backoff_cb(cx_loop_t *loop, cx_timer_t *t)
+{
+    accept_io_t *aio = cx_container_of(t, accept_io_t, backoff);
+    if (aio->paused) {
+        if (cx_loop_io_set(loop, &aio->io, CX_IO_READ) != CX_OK) {
+            (void)cx_timer_start(loop, &aio->backoff, ACCEPT_BACKOFF_MS);
+            return;
+        }
+        aio->paused = false;
+    }
+    accept_cb(loop, &aio->io, CX_IO_READ);
+}
+
+void cx_listener_fd_freed(cx_netctx_t *net)
+{
+    cx_list_t *it;
+    cx_list_foreach(it, &net->accepts)
+    {
+        accept_io_t *aio = cx_container_of(it, accept_io_t, net_link);
+        /* On the next turn, not from inside the close path. Restarting an armed timer
+         * cannot fail (it leaves the heap first); if an unarmed one fails, the socket is
+         * still watched. */
+        if (atomic_load_explicit(&aio->sock->starved_since, memory_order_relaxed))
+            (void)cx_timer_start(net->loop, &aio->backoff, 0);
+    }
+}
+
 static void accept_cb(cx_loop_t *loop, cx_io_t *io, unsigned events)
 {
     accept_io_t *aio = (accept_io_t *)io;
@@ -160,10 +260,15 @@ static void accept_cb(cx_loop_t *loop, cx_io_t *io, unsigned events)
         socklen_t sl = sizeof ss;
         int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE)
-                cx_log(CX_LOG_ERR, "accept on %s: %s", l->desc, strerror(errno));
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                starve_begin(loop, aio, e);
+                pause_accept(loop, aio);
+            } else if (e == EAGAIN || e == EWOULDBLOCK) {
+                starve_end(loop, aio);
+            }
             return;
         }
         char peer[64];
@@ -194,12 +299,17 @@ int cx_listener_watch(cx_listener_t *l, cx_netctx_t *net, size_t wi, size_t nwor
         }
         accept_io_t *aio = &((accept_io_t *)s->ios)[wi];
         aio->l = l;
+        aio->sock = s;
         aio->net = net;
+        aio->paused = false;
         cx_loop_io_init(&aio->io, s->fd, accept_cb);
         aio->io.exclusive = true;
+        cx_timer_init(&aio->backoff, backoff_cb);
+        cx_list_init(&aio->net_link);
         int rc = cx_loop_io_set(net->loop, &aio->io, CX_IO_READ);
         if (rc)
             return rc;
+        cx_list_insert_tail(&net->accepts, &aio->net_link);
     }
     return CX_OK;
 }
@@ -212,6 +322,10 @@ void cx_listener_unwatch(cx_listener_t *l, cx_netctx_t *net, size_t wi)
         accept_io_t *aio = &((accept_io_t *)l->socks[i].ios)[wi];
         if (aio->io.events)
             cx_loop_io_set(net->loop, &aio->io, 0);
+        if (aio->io.cb) { /* watched once: its timer and link were initialised */
+            cx_timer_stop(net->loop, &aio->backoff);
+            cx_list_remove(&aio->net_link);
+        }
     }
 }
 
