@@ -5,7 +5,8 @@
 #   scripts/install-deps.sh          build and run culex
 #   scripts/install-deps.sh --test   also what the tests compare against: Debian's mosquitto
 #                                    (mosquitto_passwd interop). Its service is not started:
-#                                    it would take port 1883 from culex.
+#                                    it would take port 1883 from culex. And SoftHSM with
+#                                    libp11's pkcs11 engine (test_22_tls_engine).
 # The TLS tests make their certificates with the openssl CLI. The browser test installs its
 # own (chromium, npm packages): tests/browser/install.sh.
 set -eu
@@ -16,6 +17,9 @@ apt-get install -y --no-install-recommends \
     libssl-dev libcrypt-dev libargon2-dev libsqlite3-dev \
     python3 python3-paho-mqtt mosquitto-clients openssl \
     procps iproute2
+if [ "${1:-}" = "--test" ]; then
+    apt-get install -y --no-install-recommends softhsm2 libengine-pkcs11-openssl
+fi
 if [ "${1:-}" = "--test" ] && ! dpkg -s mosquitto >/dev/null 2>&1; then
     # policy-rc.d answering 101 tells Debian's maintainer scripts not to start services.
     policy=/usr/sbin/policy-rc.d

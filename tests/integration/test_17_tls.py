@@ -18,7 +18,7 @@ import unittest
 
 from harness import (BrokerTest, HOST, IS_CULEX, TIMEOUT, CONNACK, build_connect,
                      build_publish, culex_only, free_port, run_broker_once, unique, RawClient)
-from tlsutil import Certs, PSK_KEYS, tls_socket
+from tlsutil import Certs, PSK_KEYS, run_tool, tls_socket
 
 CERTS = None
 _CERT_DIR = None
@@ -34,18 +34,6 @@ def setUpModule():
 
 def tearDownModule():
     shutil.rmtree(_CERT_DIR, ignore_errors=True)
-
-
-def run_tool(args, timeout=TIMEOUT):
-    """Runs mosquitto_pub/sub to completion (killed by PID on overrun)."""
-    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
-    return p.returncode, out.decode("utf-8", "replace")
 
 
 class TLSTest(BrokerTest):

@@ -1,4 +1,5 @@
-"""Test certificates and TLS helpers for test_17_tls, test_18_websockets, test_19_proxy.
+"""Test certificates and TLS helpers for test_17_tls, test_18_websockets, test_19_proxy,
+test_22_tls_engine.
 
 `Certs(dir)` makes, with the openssl CLI, everything the TLS tests need (EC P-256 keys,
 so it takes well under a second):
@@ -19,10 +20,11 @@ Nothing is committed: the files live in a temp dir made by the test module.
 """
 
 import os
+import signal
 import ssl
 import subprocess
 
-from harness import HOST
+from harness import HOST, TIMEOUT
 
 OPENSSL = "/usr/bin/openssl"
 
@@ -146,6 +148,18 @@ class Certs:
             ctx.minimum_version = version
             ctx.maximum_version = version
         return ctx
+
+
+def run_tool(args, timeout=TIMEOUT):
+    """Runs mosquitto_pub/sub to completion (killed by PID on overrun)."""
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+    return p.returncode, out.decode("utf-8", "replace")
 
 
 def tls_socket(port, ctx, timeout=5.0):
