@@ -233,8 +233,8 @@ def configs(kind, workers, nodelay, pwfile, nofile):
         lines = ["thread_count %d" % workers, "quiet true", "log_file {dir}/flashmq.log",
                  "rlimit_nofile %d" % nofile, "allow_anonymous %s" % ("false" if pwfile
                                                                       else "true"),
-                 "listen {", "  protocol mqtt", "  inet_protocol ip4",
-                 "  inet4_bind_address 127.0.0.1", "  port {port}", "}"]
+                 "listen {{", "  protocol mqtt", "  inet_protocol ip4",
+                 "  inet4_bind_address 127.0.0.1", "  port {port}", "}}"]  # str.format
         if pwfile:
             lines.append("mosquitto_password_file %s" % pwfile)
         return lines
@@ -645,14 +645,17 @@ def progress(rec):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="docs/performance.md describes the matrix and a run.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--culex", default=os.path.join(TOP, "build/core/culex"))
+    ap.add_argument("--culex", default=os.path.join(TOP, "build/core/culex"),
+                    help="the culex binary (default build/core/culex)")
     ap.add_argument("--bench", help="culex_bench (default: tools/culex_bench beside --culex's "
                     "build tree)")
     ap.add_argument("--passwd", help="culex_passwd, used when mosquitto_passwd is missing")
-    ap.add_argument("--mosquitto", default="/usr/sbin/mosquitto")
+    ap.add_argument("--mosquitto", default="/usr/sbin/mosquitto",
+                    help="the Mosquitto binary (default /usr/sbin/mosquitto)")
     ap.add_argument("--flashmq", help="a FlashMQ binary: run it too (thread_count 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per broker and scenario")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per broker and scenario (default 3)")
     ap.add_argument("--duration", type=float, help="seconds of publishing per run "
                     "(default 5; 1 with --quick)")
     ap.add_argument("--hold", type=float, help="seconds the idle connections are held "
