@@ -80,6 +80,7 @@ typedef struct cx_target {
     uint64_t store_gen;    /* recorded by routing for this session generation (persist.c) */
     uint64_t store_order;  /* its place in the session's queue, when recorded */
     uint32_t epoch;        /* the session's epoch when routing matched it (cx_session_t) */
+    bool fc;               /* counted in the session's flow-control backlog (flow.h) */
 } cx_target_t;
 
 static inline const uint32_t *cx_target_ids(const cx_target_t *t)
@@ -121,6 +122,11 @@ struct cx_worker {
     size_t held_head, held_len, held_cap;
     atomic_uint_fast64_t held_wait; /* sequence number the oldest held ack waits for, 0 = none */
     atomic_bool durable_posted;     /* a CX_POST_DURABLE is on its way to this worker */
+    /* flow control (flow.c) */
+    cx_session_t *fc_block;    /* a congested session the last routing met (referenced) */
+    cx_list_t fc_paused;       /* publishers held back, on cx_client_t.fc_link */
+    cx_timer_t fc_timer;       /* rechecks them while there are any */
+    atomic_bool fc_wake_posted; /* a CX_POST_FLOW is on its way to this worker */
 };
 
 struct cx_broker {
@@ -162,6 +168,15 @@ struct cx_session {
      * carries the old epoch and is dropped on arrival, however long it was in transit
      * between workers [MQTT-3.1.2-4]. */
     atomic_uint epoch;
+    /* Flow control (flow.c): QoS 1/2 deliveries routed to it and not yet arrived, its queue
+     * length as the owner last published it, the workers holding publishers back for it (a
+     * bit each), when its queue last shrank or began (monotonic ms), and whether it stopped
+     * reading for so long that it no longer holds publishers back. */
+    atomic_int fc_transit;
+    atomic_int fc_queued;
+    atomic_uint_fast64_t fc_waiters;
+    atomic_int_fast64_t fc_progress_ms;
+    atomic_bool fc_stalled;
     uint32_t expiry_interval;  /* seconds; UINT32_MAX = never */
     int64_t disconnected_at_ms; /* monotonic, while offline */
 

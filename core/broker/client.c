@@ -11,6 +11,7 @@
 
 #include "broker/persist.h"
 #include "broker/authz.h"
+#include "broker/flow.h"
 #include "broker/client_int.h"
 #include "broker/registry.h"
 #include "broker/router.h"
@@ -428,7 +429,7 @@ static void on_read(cx_conn_t *c)
     cx_worker_t *w = cl->worker;
     size_t maxp = w->limits.max_packet_size;
     cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
-    while (!c->closing && !cl->wait) {
+    while (!c->closing && !cl->wait && !cx_flow_holding(cl)) {
         size_t avail = cx_buf_used(&c->in);
         if (!avail)
             break;
@@ -493,6 +494,7 @@ static void on_close(cx_conn_t *c)
         cl->worker->limits.connection_messages && !cl->worker->broker->shutting_down)
         cx_log(CX_LOG_NOTICE, "Client %s closed its connection.", cl->session->client_id);
     cx_authz_client_gone(cl);
+    cx_flow_client_gone(cl);
     if (cl->chain && cl->pc && cl->session) {
         culex_ev_client ev = {.size = sizeof ev,
                               .client = cl->pc,
@@ -554,8 +556,9 @@ void cx_client_adopt(cx_worker_t *w, cx_conn_t *c)
 
 void cx_client_tick(cx_client_t *cl, int64_t now)
 {
-    /* A client waiting for a plugin cannot be read, so its pings are not seen yet. */
-    if (cl->conn->closing || cl->wait)
+    /* A client waiting for a plugin or held back by flow control is not read, so its pings
+     * are not seen yet. */
+    if (cl->conn->closing || cl->wait || cx_flow_holding(cl))
         return;
     if (cl->state == CX_CL_NEW || cl->state == CX_CL_AUTH) {
         /* CONNECT (and the handshakes before it) must be complete within the timeout of

@@ -36,6 +36,7 @@ struct cx_client {
     cx_chain_t *chain;          /* this listener's hook chain (NULL: no plugins) */
     culex_client *pc;           /* the client as plugins see it, from CONNECT on */
     struct cx_wait *wait;       /* a pending plugin decision (reads paused) */
+    struct cx_fc_wait *fc;      /* held back by flow control (reads paused; flow.c) */
     int *checks;                /* answers to this packet's checks, for its replay */
     size_t nchecks, checks_cap, check_idx;
     uint8_t *auth_out;          /* extended-auth data from the last verdict */

@@ -7,6 +7,7 @@
 #include "broker/client.h"
 #include "broker/client_int.h"
 #include "broker/router.h"
+#include "broker/flow.h"
 #include "broker/persist.h"
 #include "broker/session.h"
 #include "util/alloc.h"
@@ -271,6 +272,7 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
             cx_route_retain(w, m);
         matched = cx_route_publish(w, m, s);
         cx_msg_unref(m);
+        cx_flow_after_publish(cl); /* held back if a receiver is congested */
     }
     uint8_t rc = v5 && matched == 0 ? CX_RC_NO_MATCHING_SUBSCRIBERS : CX_RC_SUCCESS;
     if (p->qos == 1)

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "broker/flow.h"
 #include "broker/persist.h"
 #include "broker/persist_int.h"
 #include "broker/session.h"
@@ -152,11 +153,13 @@ void cx_worker_flush_outbox(cx_worker_t *w)
     }
 }
 
-static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
+static void deliver_targets(cx_worker_t *w, cx_msg_t *msg, const cx_session_t *origin)
 {
     size_t n = w->ntargets;
     if (!n)
         return;
+    for (size_t i = 0; i < n; i++)
+        cx_flow_route(w, &w->targets[i], origin);
     /* Record QoS 1/2 deliveries to persistent sessions here, before anything is handed on,
      * so that the publisher's acknowledgement can wait for exactly these records. */
     if (cx_persist_on(w))
@@ -191,6 +194,7 @@ static void deliver_targets(cx_worker_t *w, cx_msg_t *msg)
 size_t cx_route_publish(cx_worker_t *w, cx_msg_t *msg, const cx_session_t *origin)
 {
     route_ctx_t rc = {.w = w, .msg = msg, .origin = origin};
+    cx_flow_route_begin(w);
     w->ntargets = 0;
     w->route_seq++;
     cx_subtree_match(w->broker->subs, msg->topic, match_cb, pick_cb, &rc);
@@ -198,7 +202,7 @@ size_t cx_route_publish(cx_worker_t *w, cx_msg_t *msg, const cx_session_t *origi
         cx_log(CX_LOG_ERR, "Out of memory: message on %s not delivered to every subscriber.",
                msg->topic.p);
     size_t n = w->ntargets;
-    deliver_targets(w, msg);
+    deliver_targets(w, msg, origin);
     return n;
 }
 
@@ -206,6 +210,7 @@ bool cx_route_shared_redeliver(cx_worker_t *w, cx_session_t *leaving, cx_msg_t *
                                uint8_t qos, uint32_t share_hash)
 {
     route_ctx_t rc = {.w = w, .msg = msg, .exclude = leaving, .only_share = share_hash};
+    cx_flow_route_begin(w);
     w->ntargets = 0;
     w->route_seq++;
     cx_subtree_match(w->broker->subs, msg->topic, match_cb, pick_cb, &rc);
@@ -214,7 +219,7 @@ bool cx_route_shared_redeliver(cx_worker_t *w, cx_session_t *leaving, cx_msg_t *
         if (w->targets[i].qos > qos)
             w->targets[i].qos = qos;
     size_t n = w->ntargets;
-    deliver_targets(w, msg);
+    deliver_targets(w, msg, leaving);
     return n > 0;
 }
 

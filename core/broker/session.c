@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "broker/client.h"
+#include "broker/flow.h"
 #include "broker/persist.h"
 #include "broker/persist_int.h"
 #include "broker/registry.h"
@@ -39,6 +40,11 @@ cx_session_t *cx_session_new(cx_worker_t *w, cx_str_t client_id)
     atomic_init(&s->online, false);
     atomic_init(&s->store_gen, 0);
     atomic_init(&s->epoch, 0);
+    atomic_init(&s->fc_transit, 0);
+    atomic_init(&s->fc_queued, 0);
+    atomic_init(&s->fc_waiters, 0);
+    atomic_init(&s->fc_progress_ms, 0);
+    atomic_init(&s->fc_stalled, false);
     s->worker = w;
     cx_list_init(&s->inflight);
     cx_list_init(&s->queue);
@@ -211,7 +217,7 @@ static void drop_delivery(cx_session_t *s, cx_msg_t *msg, uint64_t store_gen)
     cx_persist_routed_dropped(s, msg, store_gen);
 }
 
-void cx_session_deliver(cx_msg_t *msg, const cx_target_t *t)
+static void deliver(cx_msg_t *msg, const cx_target_t *t)
 {
     cx_session_t *s = t->session;
     uint8_t qos = t->qos;
@@ -284,6 +290,17 @@ void cx_session_deliver(cx_msg_t *msg, const cx_target_t *t)
         cx_persist_entry(s, e);
 }
 
+void cx_session_deliver(cx_msg_t *msg, const cx_target_t *t)
+{
+    cx_session_t *s = t->session;
+    size_t queued = s->queue_count;
+    if (t->fc)
+        cx_flow_arrived(s);
+    deliver(msg, t);
+    if (t->fc || s->queue_count != queued)
+        cx_flow_settle(s);
+}
+
 int cx_session_restore_entry(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool retain,
                              uint32_t share_hash, uint8_t state, uint16_t pid,
                              const uint32_t *sub_ids, size_t nsub, uint64_t store_gen,
@@ -311,7 +328,7 @@ int cx_session_restore_entry(cx_session_t *s, cx_msg_t *msg, uint8_t qos, bool r
     return CX_OK;
 }
 
-void cx_session_pump(cx_session_t *s)
+static void pump(cx_session_t *s)
 {
     int64_t now = (int64_t)cx_loop_now(s->worker->loop);
     while (!cx_list_empty(&s->queue)) {
@@ -337,6 +354,14 @@ void cx_session_pump(cx_session_t *s)
         }
         send_entry(s, e);
     }
+}
+
+void cx_session_pump(cx_session_t *s)
+{
+    size_t queued = s->queue_count;
+    pump(s);
+    if (s->queue_count != queued)
+        cx_flow_settle(s);
 }
 
 void cx_session_resend(cx_session_t *s)
@@ -525,6 +550,7 @@ void cx_session_clear(cx_session_t *s)
     s->inflight_count = s->queue_count = 0;
     s->inflight_bytes = s->queue_bytes = 0;
     s->qos2_in_count = 0;
+    cx_flow_settle(s);
 }
 
 void cx_session_publish_will(cx_session_t *s)

@@ -9,6 +9,7 @@
 
 #include "broker/authz.h"
 #include "broker/client.h"
+#include "broker/flow.h"
 #include "broker/persist.h"
 #include "broker/router.h"
 #include "broker/session.h"
@@ -104,6 +105,10 @@ static void on_post(cx_loop_t *loop, cx_post_t *p, void *ud)
     case CX_POST_DURABLE:
         cx_free(p);
         cx_persist_on_durable(w);
+        break;
+    case CX_POST_FLOW:
+        cx_free(p);
+        cx_flow_on_wake(w);
         break;
     case CX_POST_STOP:
         cx_free(p);
@@ -254,6 +259,7 @@ int cx_worker_init(cx_worker_t *w, cx_broker_t *b, size_t index)
     memset(w, 0, sizeof *w);
     w->index = index;
     w->broker = b;
+    cx_flow_worker_init(w);
     w->loop = cx_loop_new(on_post, w);
     if (!w->loop)
         return -errno;
@@ -296,6 +302,7 @@ void cx_worker_destroy(cx_worker_t *w)
         cx_session_end(s);
     }
     cx_net_flush(&w->net);
+    cx_flow_worker_destroy(w);
     cx_free(w->targets);
     cx_free(w->handovers);
     cx_persist_worker_free(w);

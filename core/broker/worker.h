@@ -13,6 +13,7 @@ enum {
     CX_POST_KICK,       /* a plugin asks to disconnect a client of this worker */
     CX_POST_PUBLISH,    /* a plugin publishes a message (routed by worker 0) */
     CX_POST_DURABLE,    /* the store made more records durable (persist.c) */
+    CX_POST_FLOW,       /* a session drained: release held-back publishers (flow.c) */
 };
 
 typedef struct cx_post_kick {
