@@ -423,13 +423,64 @@ static const char *first_bytes_hint(const uint8_t *p, size_t n)
     return "";
 }
 
+/* Input a held-back publisher may accumulate while its acknowledgements are picked out. */
+#define HELD_INPUT_MAX (64u * 1024)
+
+static bool passes_hold(uint8_t type)
+{
+    return type == CX_MQTT_PUBACK || type == CX_MQTT_PUBREC || type == CX_MQTT_PUBREL ||
+           type == CX_MQTT_PUBCOMP || type == CX_MQTT_PINGREQ;
+}
+
+/* A publisher held back by flow control (flow.h) is still read, up to HELD_INPUT_MAX: its
+ * acknowledgements and pings are handled at once and everything else stays in the buffer,
+ * in order, until it is released. Otherwise two clients that each publish to the other
+ * and read slowly would hold each other back for good: each waits for a session that
+ * waits for acknowledgements sitting in the other's unread input. Handling an
+ * acknowledgement ahead of a PUBLISH sent before it is harmless: they belong to
+ * independent flows. */
+static void held_read(cx_client_t *cl)
+{
+    cx_conn_t *c = cl->conn;
+    size_t maxp = cl->worker->limits.max_packet_size;
+    size_t off = 0;
+    while (!c->closing && !cl->wait && cx_flow_holding(cl) && off < cx_buf_used(&c->in)) {
+        uint8_t *p = cx_buf_head(&c->in) + off;
+        size_t avail = cx_buf_used(&c->in) - off, hl;
+        uint32_t rl;
+        cx_mqtt_error_t err = {0};
+        if (cx_mqtt_frame(p, avail, &hl, &rl, &err) != CX_OK)
+            break; /* incomplete, or an error reported once it is released */
+        size_t total = hl + rl;
+        if (total > avail || (maxp && total > maxp))
+            break;
+        if (!passes_hold((uint8_t)(p[0] >> 4))) {
+            off += total;
+            continue;
+        }
+        atomic_fetch_add_explicit(&cl->worker->ctr.bytes_received, total, memory_order_relaxed);
+        handle_packet(cl, p, total);
+        cx_arena_reset(&cl->worker->arena);
+        cx_authz_packet_done(cl);
+        /* Cut it out of the buffer (what is before it waits, what is after moves up). */
+        memmove(p, p + total, avail - total);
+        c->in.len -= total;
+    }
+    if (cx_flow_holding(cl) && cx_buf_used(&c->in) >= HELD_INPUT_MAX)
+        cx_conn_pause_read(c); /* until released: TCP holds the rest */
+}
+
 static void on_read(cx_conn_t *c)
 {
     cx_client_t *cl = c->proto;
     cx_worker_t *w = cl->worker;
     size_t maxp = w->limits.max_packet_size;
     cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
-    while (!c->closing && !cl->wait && !cx_flow_holding(cl)) {
+    while (!c->closing && !cl->wait) {
+        if (cx_flow_holding(cl)) {
+            held_read(cl);
+            return;
+        }
         size_t avail = cx_buf_used(&c->in);
         if (!avail)
             break;

@@ -202,7 +202,7 @@ void cx_flow_after_publish(cx_client_t *cl)
     }
     cl->fc = fw;
     cx_list_insert_tail(&w->fc_paused, &fw->link);
-    cx_conn_pause_read(cl->conn);
+    /* Still read, for its acknowledgements (client.c held_read). */
     if (!cx_timer_is_armed(&w->fc_timer))
         cx_timer_start(w->loop, &w->fc_timer, CX_FLOW_CHECK_MS);
 }

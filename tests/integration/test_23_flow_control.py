@@ -148,6 +148,35 @@ class FlowControl(BrokerTest):
         self.assertNotIn("has read nothing", b.output())
         c.disconnect()
 
+    def test_crossed_publishers_no_deadlock(self):
+        """Two slow clients, each publishing 1000 QoS 1 messages to the other: each is held
+        back for a session that waits for the other's acknowledgements. Those are still
+        read while a client is held back, so nobody stalls and nothing is lost (Mosquitto
+        2.0.11 with the same queue limit delivered 554 and 606 of the 1000 here)."""
+        b = self.start_broker(["max_queued_messages 20", "sys_interval 1"])
+        base = unique("fc/crossed/")
+        ends = {}
+        for name in ("a", "b"):
+            ends[name] = SlowReader(self, b.port, base + name, 0.001)
+        def run(me, other):
+            for i in range(1000):
+                ends[me].c.publish(base + other, b"%d" % i, 1)
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=run, args=("a", "b")),
+                   threading.Thread(target=run, args=("b", "a"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        na, nb = ends["a"].wait_count(1000, 60), ends["b"].wait_count(1000, 60)
+        fl.report(self, "two slow clients publishing 1000 QoS 1 messages to each other (queue "
+                  "limit 20): %d and %d received in %.2f s" % (na, nb, time.monotonic() - t0))
+        for name in ("a", "b"):
+            self.assertEqual(ends[name].got, [b"%d" % i for i in range(1000)])
+        self.assertNotIn("has read nothing", b.output())
+        time.sleep(1.2)
+        self.assertEqual(self.sys_int(b, "publish/messages/dropped"), 0)
+
     def test_stalled_reader_holds_publishers_briefly(self):
         """A subscriber that never reads holds its publisher back for about 2 s, then no
         longer: the publisher completes, a second subscriber on the same topic gets every
