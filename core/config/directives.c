@@ -146,9 +146,13 @@ const cx_conf_directive_t cx_conf_directives[] = {
          "Bytes of QoS 1 and 2 messages queued per client beyond those in flight; 0 for no "
          "limit."),
     INT("max_queued_messages", GL, G(max_queued_messages), &r_int_neg0, "1000", RL,
-        "QoS 1 and 2 messages queued per client beyond those in flight; 0 for no limit."),
+        "QoS 1 and 2 messages queued per client beyond those in flight; 0 for no limit. "
+        "Publishers are held back while a connected client has half this many waiting "
+        "(1000 with no limit), so the limit drops messages only for clients that stopped "
+        "reading or are offline (docs/flow-control.md)."),
     SIZE("memory_limit", GL, G(memory_limit), &r_bytes, "0", RL,
-         "Maximum heap the broker may allocate, in bytes; 0 for no limit."),
+         "Maximum heap the broker may allocate, in bytes; 0 for no limit. Above three "
+         "quarters of it, clients already behind get no more QoS 0 messages."),
     DIR("message_size_limit", GL, 1, 1, cx_conf_set_size, CX_CONF_K_SIZE,
         G(message_size_limit), &r_payload, "0", RL | DEP, "use max_packet_size",
         "Largest PUBLISH payload accepted, in bytes; 0 for no limit."),
