@@ -45,17 +45,8 @@ FAULT_MIN = 1.5             # short faults are repeated for at least this long
 
 
 class FaultTest(BrokerTest):
-    """Adds broker classes other than harness.Broker (a pipe for output, prlimit)."""
-
-    def start_custom(self, broker):
-        self._brokers.append(broker)
-        self.addCleanup(self._stop_broker, broker)
-        try:
-            broker.start()
-        except h.BrokerError:
-            broker.stop(check=False)
-            raise
-        return broker
+    """Adds broker classes other than harness.Broker (a pipe for output, prlimit), started
+    with BrokerTest.start_custom."""
 
     def bystander(self, broker, **kw):
         by = fl.Bystander(broker.port, **kw).start()
