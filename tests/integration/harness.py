@@ -361,6 +361,18 @@ class Broker(Daemon):
             cmd += ["-c", self.conf_path]
         return cmd + self.args
 
+    def start(self, wait_port=None):
+        """Also waits for the TCP listeners of `lines`: the broker opens them one after the
+        other, so the first may accept while the next is not listening yet."""
+        super().start(wait_port)
+        if wait_port is None and self.use_config:
+            for line in self.lines:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "listener" and words[1].isdigit() \
+                        and int(words[1]) not in (0, self.port):
+                    self.wait_listening(int(words[1]))
+        return self
+
 
 def run_broker_once(args, timeout=TIMEOUT, cwd=None):
     """Run the broker binary to completion (for -h, --version, --test-config, bad
