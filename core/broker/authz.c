@@ -95,6 +95,9 @@ static void timeout_cb(cx_loop_t *loop, cx_timer_t *t)
 
 int cx_authz_check(cx_client_t *cl, int event, void *ev, bool nonblocking)
 {
+    /* Without plugins every check defers, the same on a replay: nothing to record. */
+    if (!cl->chain)
+        return CULEX_DEFER;
     if (!nonblocking && cl->check_idx < cl->nchecks)
         return cl->checks[cl->check_idx++]; /* answered before this replay */
     cx_ticket_t *ticket = NULL;
@@ -127,6 +130,10 @@ int cx_authz_check(cx_client_t *cl, int event, void *ev, bool nonblocking)
 
 void cx_authz_packet_done(cx_client_t *cl)
 {
+    /* The answers matter only until the packet is done: give their array back, so an idle
+     * client holds none (they are recorded for CONNECT, SUBSCRIBE and the like, rarely). */
+    cx_free_null(cl->checks);
+    cl->checks_cap = 0;
     cl->nchecks = 0;
     cl->check_idx = 0;
 }

@@ -346,8 +346,10 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     }
 
     /* Authentication: the plugin chain, then the listener's allow_anonymous when every
-     * plugin defers [MQTT-3.1.4-2]. */
-    if (!cl->pc) {
+     * plugin defers [MQTT-3.1.4-2]. The plugins' view of the client exists only when a
+     * plugin can see it (a chain on this listener): an idle connection without plugins
+     * does not pay for it. */
+    if (cl->chain && !cl->pc) {
         size_t flen = 0;
         const char *fields = cx_conn_fields(cl->conn, &flen);
         cl->pc = cx_pclient_new((const char *)id.p, id.len,
@@ -372,6 +374,8 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             return; /* pending, continuing with AUTH, or refused */
     } else if (cert_user) {
         verdict = CULEX_ALLOW;
+    } else if (!cl->chain) {
+        verdict = CULEX_DEFER;
     } else {
         culex_ev_auth_basic aev = {
             .size = sizeof aev,
@@ -481,7 +485,7 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     cx_mqtt_props_t props = {0};
     if (v5)
         v5_limits_and_props(cl, c, assigned ? id : CX_STR_NULL, server_ka, ext_auth, &props);
-    if (assigned && cx_pclient_set_id(cl->pc, (const char *)id.p, id.len) != CX_OK) {
+    if (assigned && cl->pc && cx_pclient_set_id(cl->pc, (const char *)id.p, id.len) != CX_OK) {
         cx_client_fail_oom(cl);
         return;
     }
