@@ -108,6 +108,8 @@ struct cx_worker {
     cx_arena_t arena;          /* decode scratch, reset after every packet */
     cx_limits_t limits;
     cx_counters_t ctr;
+    const uint8_t *cur_pkt;    /* the packet being handled, and its length (client.c) */
+    size_t cur_len;
     cx_target_t *targets;      /* routing scratch */
     size_t ntargets, targets_cap;
     uint64_t route_seq;

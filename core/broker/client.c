@@ -279,8 +279,8 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
     cx_mqtt_version ver = cl->state == CX_CL_NEW ? CX_MQTT_V5 : (cx_mqtt_version)cl->version;
     if (cl->state == CX_CL_NEW)
         memset(&p, 0, sizeof p); /* a failed CONNECT decode may leave the level unset */
-    cl->cur_pkt = pkt;
-    cl->cur_len = len;
+    w->cur_pkt = pkt;
+    w->cur_len = len;
     int rc = cx_mqtt_decode(pkt, len, ver, false, &w->arena, &p, &err);
     const char *who = cl->session ? cl->session->client_id : cl->conn->peer;
     if (rc == CX_ENOMEM) {
@@ -400,13 +400,32 @@ static void client_free(cx_client_t *cl)
     }
     alias_out_free(cl->alias_out);
     cx_pclient_unref(cl->pc);
-    cx_free(cl->checks);
-    cx_phost_free_mem(cl->auth_out);
-    cx_free(cl->assigned_id);
-    cx_free(cl->auth_method);
-    cx_free(cl->saved_connect);
+    cx_client_rare_t *r = cl->rare;
+    if (r) {
+        cx_free(r->checks);
+        cx_phost_free_mem(r->auth_out);
+        cx_free(r->assigned_id);
+        cx_free(r->auth_method);
+        cx_free(r->saved_connect);
+        cx_free(r);
+    }
     cx_free(cl->username);
     cx_free(cl);
+}
+
+cx_client_rare_t *cx_client_rare(cx_client_t *cl)
+{
+    if (!cl->rare)
+        cl->rare = cx_calloc(1, sizeof *cl->rare);
+    return cl->rare;
+}
+
+void cx_client_rare_trim(cx_client_t *cl)
+{
+    cx_client_rare_t *r = cl->rare;
+    if (r && !r->checks && !r->auth_out && !r->assigned_id && !r->auth_method &&
+        !r->saved_connect && !r->ext_auth_ok && !r->reauthenticating)
+        cx_free_null(cl->rare);
 }
 
 /* What a connection that does not start with CONNECT probably is, for the log. */
