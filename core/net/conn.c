@@ -39,7 +39,9 @@ void cx_net_init(cx_netctx_t *n, cx_loop_t *loop, void *ud)
 cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer)
 {
     static _Atomic uint64_t next_id = 1;
-    cx_conn_t *c = cx_calloc(1, sizeof *c);
+    size_t plen = strnlen(peer, CX_CONN_PEER_MAX - 1);
+    size_t room = l && l->tp.proxy_versions ? CX_CONN_PEER_MAX : plen + 1;
+    cx_conn_t *c = cx_calloc(1, sizeof *c + room);
     if (!c)
         return NULL;
     cx_loop_io_init(&c->io, fd, conn_io_cb);
@@ -49,7 +51,8 @@ cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer)
     c->id = next_id++;
     cx_list_init(&c->flush_link);
     cx_list_init(&c->all_link);
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    memcpy(c->peer, peer, plen);
+    c->peer[plen] = '\0';
     if (l && !cx_transport_is_plain(&l->tp)) {
         c->x = cx_xport_new(c, &l->tp);
         if (!c->x) {

@@ -52,12 +52,18 @@ struct cx_conn {
     uint64_t id;
     cx_list_t flush_link;      /* on net->flush_list while output is pending */
     cx_list_t all_link;        /* on net->conns */
+    int close_reason;          /* cx_err or -errno that closed it, for the log */
     bool closing;
     bool read_paused;
     bool eof;
-    int close_reason;          /* cx_err or -errno that closed it, for the log */
-    char peer[64];             /* "address:port" or "unix" */
+    /* "address:port" or "unix", allocated with the connection: its exact length, or
+     * CX_CONN_PEER_MAX bytes on a listener with a PROXY header (the real client's address
+     * replaces the proxy's). */
+    char peer[];
 };
+
+/* The longest peer string, with its NUL ("[IPv6]:port" fits). */
+#define CX_CONN_PEER_MAX 64
 
 /* Per-worker network context. */
 struct cx_netctx {
