@@ -72,13 +72,16 @@ int cx_client_alias_out_init(cx_client_t *cl, uint16_t max)
     size_t n = 16;
     while (n < 2u * max)
         n *= 2;
-    cl->alias_out = cx_calloc(1, sizeof *cl->alias_out);
-    if (!cl->alias_out || !(cl->alias_out->slots = cx_calloc(n, sizeof(alias_slot_t)))) {
-        cx_free_null(cl->alias_out);
+    cx_client_rare_t *r = cx_client_rare(cl);
+    if (!r)
+        return CX_ENOMEM;
+    r->alias_out = cx_calloc(1, sizeof *r->alias_out);
+    if (!r->alias_out || !(r->alias_out->slots = cx_calloc(n, sizeof(alias_slot_t)))) {
+        cx_free_null(r->alias_out);
         return CX_ENOMEM; /* the client simply gets no broker-assigned aliases */
     }
-    cl->alias_out->nslots = n;
-    cl->alias_out->max = max;
+    r->alias_out->nslots = n;
+    r->alias_out->max = max;
     cl->alias_out_max = max;
     return CX_OK;
 }
@@ -168,16 +171,17 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
             pub.props.sub_ids = sub_ids;
             pub.props.sub_id_count = nsub;
         }
-        if (cl->alias_out) {
+        cx_alias_out_t *ao = cl->rare ? cl->rare->alias_out : NULL;
+        if (ao) {
             bool found;
-            alias_slot_t *slot = alias_find(cl->alias_out, pub.topic, &found);
+            alias_slot_t *slot = alias_find(ao, pub.topic, &found);
             if (found) {
                 pub.props.present |= CX_PROP_BIT(CX_PROP_TOPIC_ALIAS);
                 pub.props.topic_alias = slot->alias;
                 pub.topic = CX_STR_NULL;
-            } else if (cl->alias_out->used < cl->alias_out->max) {
+            } else if (ao->used < ao->max) {
                 pub.props.present |= CX_PROP_BIT(CX_PROP_TOPIC_ALIAS);
-                pub.props.topic_alias = (uint16_t)(cl->alias_out->used + 1);
+                pub.props.topic_alias = (uint16_t)(ao->used + 1);
                 new_alias = slot;
             }
         }
@@ -197,7 +201,7 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
         if (new_alias->topic) {
             new_alias->len = pub.topic.len;
             new_alias->alias = pub.props.topic_alias;
-            cl->alias_out->used++;
+            cl->rare->alias_out->used++;
         } else {
             /* Could not remember it: the client has seen the alias with its topic, so any
              * later message simply repeats both. Mapping stays consistent. */
@@ -393,15 +397,15 @@ static void client_free(cx_client_t *cl)
         cx_persist_forget_client(cl);
     if (cx_list_linked(&cl->worker_link))
         cx_list_remove(&cl->worker_link);
-    if (cl->alias_in) {
-        for (size_t i = 0; i <= cl->alias_in_max; i++)
-            cx_free(cl->alias_in[i]);
-        cx_free(cl->alias_in);
-    }
-    alias_out_free(cl->alias_out);
     cx_pclient_unref(cl->pc);
     cx_client_rare_t *r = cl->rare;
     if (r) {
+        if (r->alias_in) {
+            for (size_t i = 0; i <= cl->alias_in_max; i++)
+                cx_free(r->alias_in[i]);
+            cx_free(r->alias_in);
+        }
+        alias_out_free(r->alias_out);
         cx_free(r->checks);
         cx_phost_free_mem(r->auth_out);
         cx_free(r->assigned_id);
@@ -424,7 +428,8 @@ void cx_client_rare_trim(cx_client_t *cl)
 {
     cx_client_rare_t *r = cl->rare;
     if (r && !r->checks && !r->auth_out && !r->assigned_id && !r->auth_method &&
-        !r->saved_connect && !r->ext_auth_ok && !r->reauthenticating)
+        !r->saved_connect && !r->ext_auth_ok && !r->reauthenticating && !r->handover &&
+        !r->alias_in && !r->alias_out)
         cx_free_null(cl->rare);
 }
 
@@ -542,10 +547,10 @@ static void on_read(cx_conn_t *c)
         if (cl->wait)
             return; /* a plugin is deciding: the packet stays, to be handled again */
         cx_authz_packet_done(cl);
-        if (cl->handover) {
+        if (cl->rare && cl->rare->handover) {
             /* The session lives on another worker: the connection moves there with its
              * CONNECT still unread, and this client state goes away. */
-            cx_worker_t *to = cl->handover;
+            cx_worker_t *to = cl->rare->handover;
             c->proto = NULL;
             client_free(cl);
             cx_worker_handover(w, to, c);

@@ -12,8 +12,9 @@ enum { CX_CL_NEW = 0, CX_CL_CONNECTED, CX_CL_CLOSING, CX_CL_AUTH };
 
 /* What few clients need, allocated on first use (cx_client_rare) and given back when empty
  * (cx_client_rare_trim, after each packet), so that an idle client holds none: the answers
- * of plugin checks for the packet being handled, MQTT 5 enhanced authentication, and an
- * assigned client id kept across the replay of its CONNECT. */
+ * of plugin checks for the packet being handled, MQTT 5 enhanced authentication, an
+ * assigned client id kept across the replay of its CONNECT, the worker a CONNECT moves to,
+ * and MQTT 5 topic aliases once used. */
 typedef struct cx_client_rare {
     int *checks;                /* answers to this packet's checks, for its replay */
     uint32_t nchecks, checks_cap, check_idx;
@@ -25,6 +26,9 @@ typedef struct cx_client_rare {
     char *auth_method;          /* the method of CONNECT, for AUTH and re-authentication */
     uint8_t *saved_connect;     /* the CONNECT, kept while AUTH packets go back and forth */
     size_t saved_connect_len;
+    cx_worker_t *handover;      /* set by CONNECT when the session lives on that worker */
+    char **alias_in;            /* alias -> topic, allocated on first use */
+    cx_alias_out_t *alias_out;  /* broker-assigned aliases, when the client allows some */
 } cx_client_rare_t;
 
 /* Ordered so that there is no padding: one is allocated per connection. */
@@ -37,9 +41,6 @@ struct cx_client {
     int64_t last_rx_ms;
     int64_t born_ms;            /* when the connection reached this layer (CONNECT deadline) */
     char *username;
-    char **alias_in;            /* alias -> topic, allocated on first use */
-    cx_alias_out_t *alias_out;
-    cx_worker_t *handover;      /* set by CONNECT when the session lives on that worker */
     /* plugins */
     cx_chain_t *chain;          /* this listener's hook chain (NULL: no plugins) */
     culex_client *pc;           /* the client as plugins see it, from CONNECT on, if chain */

@@ -118,7 +118,12 @@ static void move_to(cx_client_t *cl, cx_worker_t *owner)
         cx_client_refuse(cl, CX_RC_SERVER_BUSY, "session moved during authentication; retry");
         return;
     }
-    cl->handover = owner;
+    cx_client_rare_t *r = cx_client_rare(cl);
+    if (!r) {
+        cx_client_fail_oom(cl);
+        return;
+    }
+    r->handover = owner;
 }
 
 /* MQTT 5: the client's limits from its CONNECT (Receive Maximum, Maximum Packet Size, Topic

@@ -107,27 +107,28 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
             cx_client_disconnect(cl, CX_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
             return;
         }
-        if (!cl->alias_in) {
-            cl->alias_in = cx_calloc(cl->alias_in_max + 1u, sizeof(char *));
-            if (!cl->alias_in) {
-                cx_client_fail_oom(cl);
-                return;
-            }
+        cx_client_rare_t *r = cx_client_rare(cl);
+        if (r && !r->alias_in)
+            r->alias_in = cx_calloc(cl->alias_in_max + 1u, sizeof(char *));
+        if (!r || !r->alias_in) {
+            cx_client_fail_oom(cl);
+            return;
         }
+        char **alias_in = r->alias_in;
         if (topic.len == 0) {
-            if (!cl->alias_in[a]) {
+            if (!alias_in[a]) {
                 cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unknown topic alias");
                 return;
             }
-            topic = cx_str_from_cstr(cl->alias_in[a]);
+            topic = cx_str_from_cstr(alias_in[a]);
         } else {
             char *t = cx_strndup((const char *)topic.p, topic.len);
             if (!t) {
                 cx_client_fail_oom(cl);
                 return;
             }
-            cx_free(cl->alias_in[a]);
-            cl->alias_in[a] = t;
+            cx_free(alias_in[a]);
+            alias_in[a] = t;
         }
     }
     if (topic.len == 0) {

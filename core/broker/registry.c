@@ -99,7 +99,9 @@ cx_session_t *cx_registry_insert(cx_registry_t *r, cx_session_t *s)
         s->reg_hash = h;
         *pp = s;
         holder = s;
-        if (++r->count > r->nslots)
+        /* Up to two sessions per slot on average: 4 bytes of table per client, and a
+         * lookup still compares one or two 32-bit hashes. */
+        if (++r->count > 2 * r->nslots)
             grow(r);
     }
     cx_session_ref(holder);
