@@ -112,7 +112,7 @@ void cx_client_fail_oom(cx_client_t *cl)
 
 static cx_str_t strip_mount(const cx_client_t *cl, cx_str_t topic)
 {
-    const char *mp = cl->lconf->mount_point;
+    const char *mp = cx_client_lconf(cl)->mount_point;
     if (mp && cx_str_has_prefix(topic, mp)) {
         size_t n = strlen(mp);
         topic.p += n;
@@ -260,7 +260,7 @@ void cx_client_disconnect(cx_client_t *cl, uint8_t rc, const char *reason)
  * fit, on the heap (returned in *heap, freed by the caller). {NULL, 0} when out of memory. */
 cx_str_t cx_client_mounted(const cx_client_t *cl, cx_str_t f, char *buf, size_t buflen, char **heap)
 {
-    const char *mp = cl->lconf->mount_point;
+    const char *mp = cx_client_lconf(cl)->mount_point;
     *heap = NULL;
     if (!mp)
         return f;
@@ -499,7 +499,8 @@ static void on_read(cx_conn_t *c)
     cx_client_t *cl = c->proto;
     cx_worker_t *w = cl->worker;
     size_t maxp = w->limits.max_packet_size;
-    cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
+    if (cl->state != CX_CL_NEW)
+        cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
     while (!c->closing && !cl->wait) {
         if (cx_flow_holding(cl)) {
             held_read(cl);
@@ -590,14 +591,12 @@ cx_client_t *cx_client_new(cx_worker_t *w, cx_conn_t *c)
         return NULL;
     cl->conn = c;
     cl->worker = w;
-    cl->lconf = c->listener->conf;
     cl->state = CX_CL_NEW;
     cl->version = CX_MQTT_V311;
     cl->request_problem_info = true;
     cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
-    cl->born_ms = cl->last_rx_ms;
     const cx_config_t *cfg = w->broker->cfg;
-    cl->chain = cx_phost_chain(w->broker->plugins, (int)(cl->lconf - cfg->listeners));
+    cl->chain = cx_phost_chain(w->broker->plugins, (int)(cx_client_lconf(cl) - cfg->listeners));
     cx_list_insert_tail(&w->clients, &cl->worker_link);
     c->proto = cl;
     return cl;
@@ -639,8 +638,7 @@ void cx_client_tick(cx_client_t *cl, int64_t now)
         /* CONNECT (and the handshakes before it) must be complete within the timeout of
          * the connection's arrival: a sender trickling one byte a second gets no more
          * time for it. An enhanced-auth exchange gets the timeout per AUTH packet. */
-        int64_t since = cl->state == CX_CL_NEW ? cl->born_ms : cl->last_rx_ms;
-        if (now - since > CONNECT_TIMEOUT_MS) {
+        if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {
             /* The transport's handshakes (PROXY header, TLS, WebSocket upgrade) count
              * against the same time: a stalled one holds only its own connection. */
             const char *hs = cx_conn_handshake(cl->conn);

@@ -35,11 +35,12 @@ typedef struct cx_client_rare {
 struct cx_client {
     cx_conn_t *conn;
     cx_worker_t *worker;
-    const cx_listener_conf_t *lconf;
     cx_session_t *session;      /* NULL until CONNECT is accepted; referenced */
     cx_list_t worker_link;      /* on worker->clients once connected */
+    /* In CX_CL_NEW: when the connection reached this layer (the CONNECT deadline counts
+     * from it, however the bytes trickle in). From CX_CL_AUTH or CX_CL_CONNECTED on: when
+     * the last bytes were read (per-AUTH timeout, keep alive). */
     int64_t last_rx_ms;
-    int64_t born_ms;            /* when the connection reached this layer (CONNECT deadline) */
     char *username;
     /* plugins */
     cx_chain_t *chain;          /* this listener's hook chain (NULL: no plugins) */
@@ -60,6 +61,12 @@ struct cx_client {
     uint16_t alias_in_max;      /* topic aliases the client may use towards us */
     uint16_t alias_out_max;     /* aliases we may use towards the client */
 };
+
+/* The listener configuration the client connected through. */
+static inline const cx_listener_conf_t *cx_client_lconf(const cx_client_t *cl)
+{
+    return (const cx_listener_conf_t *)cl->conn->listener->conf;
+}
 
 /* The client's rare part, allocated (zeroed) if it has none yet; NULL when out of memory. */
 cx_client_rare_t *cx_client_rare(cx_client_t *cl);

@@ -85,7 +85,7 @@ static bool make_client_id(cx_client_t *cl, char *out, size_t outlen)
     static _Atomic uint64_t seq;
     uint64_t n = atomic_fetch_add(&seq, 1);
     const char *prefix =
-        cl->lconf->listener_auto_id_prefix ? cl->lconf->listener_auto_id_prefix : "auto-";
+        cx_client_lconf(cl)->listener_auto_id_prefix ? cx_client_lconf(cl)->listener_auto_id_prefix : "auto-";
     /* Unique within the process, hard to guess across restarts. */
     uint64_t r = cl->conn->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)cx_loop_now(cl->worker->loop);
     int len = snprintf(out, outlen, "%s%08" PRIX64 "-%04" PRIX64 "-%012" PRIX64, prefix,
@@ -131,7 +131,7 @@ static void move_to(cx_client_t *cl, cx_worker_t *owner)
 static void v5_limits_and_props(cx_client_t *cl, const cx_mqtt_connect_t *c, cx_str_t assigned_id,
                                 bool server_ka, bool ext_auth, cx_mqtt_props_t *props)
 {
-    const cx_listener_conf_t *lc = cl->lconf;
+    const cx_listener_conf_t *lc = cx_client_lconf(cl);
     const cx_limits_t *lim = &cl->worker->limits;
     if (cx_mqtt_props_has(&c->props, CX_PROP_RECEIVE_MAX))
         cl->recv_max_out = c->props.receive_max;
@@ -241,7 +241,7 @@ static cx_session_t *acquire_session(cx_client_t *cl, cx_str_t id, bool *created
 void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
 {
     cx_worker_t *w = cl->worker;
-    const cx_listener_conf_t *lc = cl->lconf;
+    const cx_listener_conf_t *lc = cx_client_lconf(cl);
     const cx_limits_t *lim = &w->limits;
     bool v5 = c->protocol_level == CX_MQTT_V5;
     cl->version = c->protocol_level;
@@ -501,6 +501,7 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     }
     send_connack(cl, CX_RC_SUCCESS, present, &props);
     cl->state = CX_CL_CONNECTED;
+    cl->last_rx_ms = (int64_t)cx_loop_now(w->loop); /* the CONNECT was just read */
     if (cl->rare) { /* the id is in the session now; the CONNECT is answered */
         cx_phost_free_mem(cl->rare->auth_out);
         cl->rare->auth_out = NULL;
@@ -614,6 +615,7 @@ static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t d
             memcpy(r->saved_connect, w->cur_pkt, w->cur_len);
             r->saved_connect_len = w->cur_len;
             cl->state = CX_CL_AUTH;
+            cl->last_rx_ms = (int64_t)cx_loop_now(cl->worker->loop);
         }
         if (!connecting)
             r->reauthenticating = true;

@@ -78,7 +78,7 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
 {
     cx_worker_t *w = cl->worker;
     cx_session_t *s = cl->session;
-    const cx_listener_conf_t *lc = cl->lconf;
+    const cx_listener_conf_t *lc = cx_client_lconf(cl);
     bool v5 = cl->version == CX_MQTT_V5;
 
     if (p->qos > lc->max_qos) {
@@ -381,7 +381,7 @@ void cx_client_on_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
             rcs[i] = CX_RC_UNSPECIFIED;
             continue;
         }
-        uint8_t granted = e->qos < cl->lconf->max_qos ? e->qos : (uint8_t)cl->lconf->max_qos;
+        uint8_t granted = e->qos < cx_client_lconf(cl)->max_qos ? e->qos : (uint8_t)cx_client_lconf(cl)->max_qos;
         cx_sub_opts_t opts = {.qos = granted,
                               .no_local = e->no_local,
                               .retain_as_published = e->retain_as_published,
