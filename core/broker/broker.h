@@ -154,8 +154,8 @@ struct cx_broker {
  *
  * One allocation per session (cx_session_new): the struct, then the per-worker route marks
  * (`marks`), then the client id, so an idle session costs one malloc chunk. Fields are
- * ordered to leave no padding; counts are 32-bit (a session never holds 4 G of anything:
- * packet ids are 16-bit and queues are capped far below). */
+ * ordered to leave 2 bytes of padding; counts are 32-bit (a session never holds 4 G of
+ * anything: packet ids are 16-bit, and 4 G queued messages would not fit in memory). */
 struct cx_session {
     atomic_uint refs;        /* one for being alive, one per delivery in transit */
     /* Bumped by a clean start after its subscriptions left the tree. Routing reads it while

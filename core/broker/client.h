@@ -31,7 +31,7 @@ typedef struct cx_client_rare {
     cx_alias_out_t *alias_out;  /* broker-assigned aliases, when the client allows some */
 } cx_client_rare_t;
 
-/* Ordered so that there is no padding: one is allocated per connection. */
+/* One per connection: ordered to leave a single byte of padding (120 bytes). */
 struct cx_client {
     cx_conn_t *conn;
     cx_worker_t *worker;

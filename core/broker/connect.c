@@ -84,8 +84,9 @@ static bool make_client_id(cx_client_t *cl, char *out, size_t outlen)
 {
     static _Atomic uint64_t seq;
     uint64_t n = atomic_fetch_add(&seq, 1);
-    const char *prefix =
-        cx_client_lconf(cl)->listener_auto_id_prefix ? cx_client_lconf(cl)->listener_auto_id_prefix : "auto-";
+    const char *prefix = cx_client_lconf(cl)->listener_auto_id_prefix;
+    if (!prefix)
+        prefix = "auto-";
     /* Unique within the process, hard to guess across restarts. */
     uint64_t r = cl->conn->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)cx_loop_now(cl->worker->loop);
     int len = snprintf(out, outlen, "%s%08" PRIX64 "-%04" PRIX64 "-%012" PRIX64, prefix,
@@ -650,10 +651,11 @@ void cx_client_on_auth(cx_client_t *cl, const cx_mqtt_reason_t *r)
 {
     cx_client_rare_t *rare = cl->rare;
     bool known = rare && rare->auth_method;
+    bool reauthenticating = rare && rare->reauthenticating;
     bool ok_rc =
         (cl->state == CX_CL_AUTH && r->rc == CX_RC_CONTINUE_AUTH) ||
         (cl->state == CX_CL_CONNECTED &&
-         (r->rc == CX_RC_REAUTHENTICATE || (r->rc == CX_RC_CONTINUE_AUTH && rare && rare->reauthenticating)));
+         (r->rc == CX_RC_REAUTHENTICATE || (r->rc == CX_RC_CONTINUE_AUTH && reauthenticating)));
     if (!known || !ok_rc || !cx_mqtt_props_has(&r->props, CX_PROP_AUTH_METHOD)) {
         if (cl->state == CX_CL_AUTH)
             cx_client_refuse(cl, CX_RC_PROTOCOL_ERROR, "unexpected AUTH");

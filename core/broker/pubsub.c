@@ -381,7 +381,8 @@ void cx_client_on_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
             rcs[i] = CX_RC_UNSPECIFIED;
             continue;
         }
-        uint8_t granted = e->qos < cx_client_lconf(cl)->max_qos ? e->qos : (uint8_t)cx_client_lconf(cl)->max_qos;
+        int max_qos = cx_client_lconf(cl)->max_qos;
+        uint8_t granted = e->qos < max_qos ? e->qos : (uint8_t)max_qos;
         cx_sub_opts_t opts = {.qos = granted,
                               .no_local = e->no_local,
                               .retain_as_published = e->retain_as_published,
