@@ -134,15 +134,24 @@ int cx_authz_check(cx_client_t *cl, int event, void *ev, bool nonblocking)
 
 void cx_authz_packet_done(cx_client_t *cl)
 {
-    /* The answers matter only until the packet is done: give their array back, so an idle
-     * client holds none (they are recorded for CONNECT, SUBSCRIBE and the like, rarely). */
+    /* The answers matter only until the packet is done. Their array stays for the next
+     * packets (a publisher checked by an ACL plugin allocates nothing per message); the
+     * worker tick gives it back (cx_authz_idle), so an idle client holds none. */
     cx_client_rare_t *r = cl->rare;
     if (!r)
         return;
-    cx_free_null(r->checks);
-    r->checks_cap = 0;
     r->nchecks = 0;
     r->check_idx = 0;
+    cx_client_rare_trim(cl);
+}
+
+void cx_authz_idle(cx_client_t *cl)
+{
+    cx_client_rare_t *r = cl->rare;
+    if (!r || cl->wait || r->nchecks)
+        return;
+    cx_free_null(r->checks);
+    r->checks_cap = 0;
     cx_client_rare_trim(cl);
 }
 

@@ -634,6 +634,7 @@ void cx_client_tick(cx_client_t *cl, int64_t now)
      * are not seen yet. */
     if (cl->conn->closing || cl->wait || cx_flow_holding(cl))
         return;
+    cx_authz_idle(cl);
     if (cl->state == CX_CL_NEW || cl->state == CX_CL_AUTH) {
         /* CONNECT (and the handshakes before it) must be complete within the timeout of
          * the connection's arrival: a sender trickling one byte a second gets no more
