@@ -5,8 +5,10 @@
 #   scripts/install-deps.sh          build and run culex
 #   scripts/install-deps.sh --test   also what the tests compare against: Debian's mosquitto
 #                                    (mosquitto_passwd interop). Its service is not started:
-#                                    it would take port 1883 from culex. And SoftHSM with
-#                                    libp11's pkcs11 engine (test_22_tls_engine).
+#                                    it would take port 1883 from culex. SoftHSM with
+#                                    libp11's pkcs11 engine (test_22_tls_engine). HAProxy
+#                                    (test_24_haproxy starts its own; the service is not
+#                                    started either).
 # The TLS tests make their certificates with the openssl CLI. The browser test installs its
 # own (chromium, npm packages): tests/browser/install.sh.
 set -eu
@@ -20,19 +22,32 @@ apt-get install -y --no-install-recommends \
 if [ "${1:-}" = "--test" ]; then
     apt-get install -y --no-install-recommends softhsm2 libengine-pkcs11-openssl
 fi
-if [ "${1:-}" = "--test" ] && ! dpkg -s mosquitto >/dev/null 2>&1; then
+# Installs services without starting them, now or at the next boot: the tests start their
+# own instances on free ports.
+install_not_started() {
     # policy-rc.d answering 101 tells Debian's maintainer scripts not to start services.
     policy=/usr/sbin/policy-rc.d
     if [ -e "$policy" ]; then
-        apt-get install -y --no-install-recommends mosquitto
+        apt-get install -y --no-install-recommends "$@"
     else
         printf '#!/bin/sh\nexit 101\n' > "$policy"
         chmod 755 "$policy"
-        apt-get install -y --no-install-recommends mosquitto || { rm -f "$policy"; exit 1; }
+        apt-get install -y --no-install-recommends "$@" || { rm -f "$policy"; exit 1; }
         rm -f "$policy"
     fi
-    # and not at the next boot either
     if command -v systemctl >/dev/null 2>&1; then
-        systemctl disable mosquitto >/dev/null 2>&1 || true
+        for service in "$@"; do
+            systemctl disable "$service" >/dev/null 2>&1 || true
+        done
+    fi
+}
+if [ "${1:-}" = "--test" ]; then
+    missing=
+    for pkg in mosquitto haproxy; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        # shellcheck disable=SC2086  # one word per package
+        install_not_started $missing
     fi
 fi

@@ -186,6 +186,10 @@ struct cx_session {
     atomic_int fc_queued;
     atomic_uint_fast64_t fc_waiters;
     atomic_int_fast64_t fc_progress_ms;
+    /* QoS 0 to it from other workers (router.c): bytes on their way, and until when
+     * (monotonic ms) its output is known to be full, so that they drop rather than post. */
+    atomic_size_t qos0_transit;
+    atomic_int_fast64_t qos0_full_until;
     uint32_t expiry_interval;  /* seconds; UINT32_MAX = never */
     uint32_t will_delay;
     int64_t disconnected_at_ms; /* monotonic, while offline */

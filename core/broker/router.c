@@ -153,6 +153,30 @@ void cx_worker_flush_outbox(cx_worker_t *w)
     }
 }
 
+/* QoS 0 messages on their way to a reader on another worker may not pile up between the
+ * workers while its worker is slow to take them (a fast publisher would otherwise fill the
+ * heap with messages its output cap then drops): at most this many bytes per reader. */
+#define QOS0_TRANSIT_MAX (8u * 1024 * 1024)
+
+/* Counts a QoS 0 delivery on its way to s; false when it is better dropped here: beyond
+ * QOS0_TRANSIT_MAX, or while s's output was full a moment ago (its worker would only drop
+ * it, at a higher price). */
+static bool qos0_transit_add(cx_session_t *s, const cx_msg_t *msg, int64_t now)
+{
+    if (now < atomic_load_explicit(&s->qos0_full_until, memory_order_relaxed))
+        return false;
+    size_t in = atomic_fetch_add_explicit(&s->qos0_transit, msg->size, memory_order_relaxed);
+    if (in + msg->size <= QOS0_TRANSIT_MAX)
+        return true;
+    atomic_fetch_sub_explicit(&s->qos0_transit, msg->size, memory_order_relaxed);
+    return false;
+}
+
+static void qos0_transit_done(cx_session_t *s, const cx_msg_t *msg)
+{
+    atomic_fetch_sub_explicit(&s->qos0_transit, msg->size, memory_order_relaxed);
+}
+
 static void deliver_targets(cx_worker_t *w, cx_msg_t *msg, const cx_session_t *origin)
 {
     size_t n = w->ntargets;
@@ -167,12 +191,22 @@ static void deliver_targets(cx_worker_t *w, cx_msg_t *msg, const cx_session_t *o
             cx_persist_route(w, msg, &w->targets[i]);
 
     /* Other workers: into this turn's batch for each (cx_worker_flush_outbox). */
+    int64_t now = (int64_t)cx_loop_now(w->loop);
     for (size_t i = 0; i < n; i++) {
         cx_target_t *t = &w->targets[i];
         size_t wi = t->session->worker->index;
         if (wi == w->index)
             continue;
+        if (t->qos == 0 && !qos0_transit_add(t->session, msg, now)) {
+            atomic_fetch_add_explicit(&w->ctr.msgs_dropped, 1, memory_order_relaxed);
+            cx_free(t->sub_ids);
+            cx_session_unref(t->session);
+            t->session = NULL;
+            continue;
+        }
         if (!outbox_add(w, wi, msg, t)) {
+            if (t->qos == 0)
+                qos0_transit_done(t->session, msg);
             cx_log(CX_LOG_ERR, "Out of memory routing a message on %s.", msg->topic.p);
             cx_free(t->sub_ids);
             cx_session_unref(t->session);
@@ -229,6 +263,8 @@ void cx_route_deliver_post(cx_worker_t *w, cx_post_deliver_t *p)
     for (size_t i = 0; i < p->count; i++) {
         cx_delivery_t *d = &p->items[i];
         cx_target_t *t = &d->t;
+        if (t->qos == 0)
+            qos0_transit_done(t->session, d->msg);
         cx_session_deliver(d->msg, t);
         cx_free(t->sub_ids);
         cx_session_unref(t->session);

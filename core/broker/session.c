@@ -38,6 +38,8 @@ cx_session_t *cx_session_new(cx_worker_t *w, cx_str_t client_id)
     atomic_init(&s->fc_waiters, 0);
     atomic_init(&s->fc_progress_ms, 0);
     atomic_init(&s->fc_stalled, false);
+    atomic_init(&s->qos0_transit, 0);
+    atomic_init(&s->qos0_full_until, 0);
     s->worker = w;
     cx_list_init(&s->inflight);
     cx_list_init(&s->queue);
@@ -182,6 +184,9 @@ static cx_qentry_t *entry_new(cx_msg_t *msg, uint8_t qos, bool retain, uint32_t 
 #define QOS0_BACKLOG_LIMIT (8u * 1024 * 1024)
 /* Backlog any reader may have whatever the memory pressure: a few messages in flight. */
 #define QOS0_BACKLOG_FREE (64u * 1024)
+/* How long other workers drop QoS 0 messages for a reader found full before they post one
+ * again to find out (cx_session_t.qos0_full_until, router.c). */
+#define QOS0_FULL_HINT_MS 2
 
 /* Whether a QoS 0 message of `add` bytes may join `pending` bytes of output. The message
  * must fit under the cap, not merely find the backlog below it: the output buffer doubles
@@ -236,6 +241,8 @@ static void deliver(cx_msg_t *msg, const cx_target_t *t)
     bool online = s->client && s->client->state == CX_CL_CONNECTED;
     if (qos == 0 && online) {
         if (!qos0_backlog_allowed(s, cx_conn_pending(s->client->conn), msg->size)) {
+            atomic_store_explicit(&s->qos0_full_until, now + QOS0_FULL_HINT_MS,
+                                  memory_order_relaxed);
             count_dropped(s);
             return;
         }

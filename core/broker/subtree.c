@@ -592,16 +592,21 @@ void cx_subtree_match(cx_subtree_t *t, cx_str_t topic, cx_subtree_match_cb cb,
                 off = end + 1;
         }
         /* Backtrack: after a literal child comes its '+' sibling (same level), after a '+'
-         * child the parent is done. */
+         * child the parent is done. `off` moves back one level per step up, but only when a
+         * '+' sibling is taken: most paths have none, and scanning the topic backwards on
+         * the way up once cost as much as the rest of the match. */
+        size_t up = 0;
         while (!next) {
             if (n == root)
                 goto done;
             node_t *p = n->parent;
             node_t *plus = plus_of(p);
             if (plus && n != plus && (p != root || !dollar)) {
+                for (; up; up--)
+                    off = cx_levelmap_level_start_before(topic, off);
                 next = plus;
             } else {
-                off = cx_levelmap_level_start_before(topic, off);
+                up++;
                 n = p;
             }
         }

@@ -47,6 +47,10 @@ KIND = os.environ.get("CULEX_TEST_KIND") or (
 if KIND not in ("culex", "mosquitto"):
     raise SystemExit("CULEX_TEST_KIND must be culex or mosquitto, not %r" % KIND)
 WORKERS = int(os.environ.get("CULEX_TEST_WORKERS", "1"))
+# the test plugins built beside the broker (tests/plugins/fixtures)
+FIXTURES = os.environ.get("CULEX_TEST_FIXTURES") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(BROKER))), "tests", "fixtures")
+FIXTURE = os.path.join(FIXTURES, "fixture.so")
 IS_CULEX = KIND == "culex"
 IS_MOSQUITTO = KIND == "mosquitto"
 
@@ -102,11 +106,11 @@ def spec_ref(*refs):
 # Ports and processes
 # --------------------------------------------------------------------------------------------
 
-def free_port():
-    """A free loopback TCP port, found by binding port 0."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def free_port(host=HOST):
+    """A free loopback TCP port, found by binding port 0 (on ::1 if host is "::1")."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        s.bind((HOST, 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
     finally:
         s.close()
@@ -175,58 +179,44 @@ class BrokerError(AssertionError):
     pass
 
 
-class Broker:
-    """One broker process with its own temp dir, config file and output file.
+class Daemon:
+    """A server process a test starts: its own temp dir, config file and output file, its
+    own session, stopped by its own PID (`stop_signal`, then SIGKILL after 5 s) and checked
+    for a clean exit. Subclasses give `config_text()` and `command()`: `Broker` here,
+    test_24's HAProxy. `port` is the one `start()` waits for (read from /proc)."""
 
-    `lines` are extra config lines; `listener=False` writes no listener line
-    (the test provides its own or none); `config=False` starts without -c.
-    """
+    stop_signal = signal.SIGTERM
+    conf_name = "daemon.conf"
+    out_name = "daemon.out"
 
-    def __init__(self, lines=(), allow_anonymous=True, listener=True, config=True,
-                 args=(), port=None, workers=None, name="broker"):
+    def __init__(self, port=None, name="daemon"):
         self.tmpdir = tempfile.mkdtemp(prefix="culex-it-")
         os.chmod(self.tmpdir, 0o777)   # mosquitto started as root drops privileges
         self.port = port or free_port()
         self.name = name
-        self.conf_path = os.path.join(self.tmpdir, "broker.conf")
-        self.log_path = os.path.join(self.tmpdir, "broker.out")
+        self.conf_path = os.path.join(self.tmpdir, self.conf_name)
+        self.log_path = os.path.join(self.tmpdir, self.out_name)
         self.proc = None
         self.returncode = None
-        self.args = list(args)
-        self.use_config = config
-        self.lines = list(lines)
-        self.allow_anonymous = allow_anonymous
-        self.listener = listener
-        self.workers = WORKERS if workers is None else workers
+        self.use_config = True
         self._logf = None
 
     # -- config ---------------------------------------------------------------------------
-    def config_text(self, lines=None):
-        out = ["# written by tests/integration/harness.py"]
-        if IS_CULEX and self.workers:
-            out.append("workers %d" % self.workers)
-        if self.listener:
-            out.append("listener %d %s" % (self.port, HOST))
-        if self.allow_anonymous is not None:
-            out.append("allow_anonymous %s" % ("true" if self.allow_anonymous else "false"))
-        out.extend(self.lines if lines is None else lines)
-        return "\n".join(out) + "\n"
+    def config_text(self):
+        raise NotImplementedError
+
+    def command(self):
+        raise NotImplementedError
 
     def write_config(self, lines=None):
         with open(self.conf_path, "w") as f:
-            f.write(self.config_text(lines))
+            f.write(self.config_text() if lines is None else self.config_text(lines))
         os.chmod(self.conf_path, 0o644)
 
     def path(self, name):
         return os.path.join(self.tmpdir, name)
 
     # -- life cycle -----------------------------------------------------------------------
-    def command(self):
-        cmd = [BROKER]
-        if self.use_config:
-            cmd += ["-c", self.conf_path]
-        return cmd + self.args
-
     def spawn(self):
         """Start the process without waiting for the port."""
         if self.use_config:
@@ -246,13 +236,13 @@ class Broker:
         end = deadline(timeout)
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise BrokerError("broker exited with %s before listening on %d\n%s"
-                                  % (self.proc.returncode, port, self.output()))
+                raise BrokerError("%s exited with %s before listening on %d\n%s"
+                                  % (self.name, self.proc.returncode, port, self.output()))
             if self._listening(port):
                 return
             time.sleep(0.01)
-        raise BrokerError("broker not listening on %d after %.0f s\n%s"
-                          % (port, timeout, self.output()))
+        raise BrokerError("%s not listening on %d after %.0f s\n%s"
+                          % (self.name, port, timeout, self.output()))
 
     def _listening(self, port):
         """True once the process has a TCP socket listening on `port`. Read from /proc so
@@ -275,9 +265,11 @@ class Broker:
         except subprocess.TimeoutExpired:
             return None
 
-    def stop(self, check=True, sig=signal.SIGTERM):
-        """Stop by PID: `sig` (SIGTERM), then SIGKILL after 5 s. With check, raise
-        unless the broker exited with status 0 (not killed, no crash)."""
+    def stop(self, check=True, sig=None):
+        """Stop by PID: `sig` (default `stop_signal`), then SIGKILL after 5 s. With check,
+        raise unless the process exited with status 0 (not killed, no crash)."""
+        if sig is None:
+            sig = self.stop_signal
         if self.proc is None:
             return None
         killed = False
@@ -298,14 +290,17 @@ class Broker:
             self._logf = None
         if check:
             if killed:
-                raise BrokerError("broker did not exit within %.0f s of %s; killed\n%s"
-                                  % (STOP_GRACE, signal.Signals(sig).name, self.output()))
+                raise BrokerError("%s did not exit within %.0f s of %s; killed\n%s"
+                                  % (self.name, STOP_GRACE, signal.Signals(sig).name,
+                                     self.output()))
             if self.returncode < 0:
-                raise BrokerError("broker died of signal %s\n%s"
-                                  % (signal.Signals(-self.returncode).name, self.output()))
+                raise BrokerError("%s died of signal %s\n%s"
+                                  % (self.name, signal.Signals(-self.returncode).name,
+                                     self.output()))
             if self.returncode != 0:
-                raise BrokerError("broker exited with status %d after %s\n%s"
-                                  % (self.returncode, signal.Signals(sig).name, self.output()))
+                raise BrokerError("%s exited with status %d after %s\n%s"
+                                  % (self.name, self.returncode, signal.Signals(sig).name,
+                                     self.output()))
         return self.returncode
 
     def output(self):
@@ -316,7 +311,7 @@ class Broker:
             return ""
 
     def wait_output(self, needle, timeout=TIMEOUT):
-        """Wait until the broker's output contains `needle`; return True/False."""
+        """Wait until the output contains `needle`; return True/False."""
         end = deadline(timeout)
         while time.monotonic() < end:
             if needle in self.output():
@@ -326,6 +321,57 @@ class Broker:
 
     def cleanup(self):
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class Broker(Daemon):
+    """One broker process with its own temp dir, config file and output file.
+
+    `lines` are extra config lines; `listener=False` writes no listener line
+    (the test provides its own or none); `config=False` starts without -c.
+    """
+
+    conf_name = "broker.conf"
+    out_name = "broker.out"
+
+    def __init__(self, lines=(), allow_anonymous=True, listener=True, config=True,
+                 args=(), port=None, workers=None, name="broker"):
+        super().__init__(port, name)
+        self.args = list(args)
+        self.use_config = config
+        self.lines = list(lines)
+        self.allow_anonymous = allow_anonymous
+        self.listener = listener
+        self.workers = WORKERS if workers is None else workers
+
+    # -- config ---------------------------------------------------------------------------
+    def config_text(self, lines=None):
+        out = ["# written by tests/integration/harness.py"]
+        if IS_CULEX and self.workers:
+            out.append("workers %d" % self.workers)
+        if self.listener:
+            out.append("listener %d %s" % (self.port, HOST))
+        if self.allow_anonymous is not None:
+            out.append("allow_anonymous %s" % ("true" if self.allow_anonymous else "false"))
+        out.extend(self.lines if lines is None else lines)
+        return "\n".join(out) + "\n"
+
+    def command(self):
+        cmd = [BROKER]
+        if self.use_config:
+            cmd += ["-c", self.conf_path]
+        return cmd + self.args
+
+    def start(self, wait_port=None):
+        """Also waits for the TCP listeners of `lines`: the broker opens them one after the
+        other, so the first may accept while the next is not listening yet."""
+        super().start(wait_port)
+        if wait_port is None and self.use_config:
+            for line in self.lines:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "listener" and words[1].isdigit() \
+                        and int(words[1]) not in (0, self.port):
+                    self.wait_listening(int(words[1]))
+        return self
 
 
 def run_broker_once(args, timeout=TIMEOUT, cwd=None):
@@ -1325,15 +1371,23 @@ class BrokerTest(unittest.TestCase):
     # -- brokers --------------------------------------------------------------------------
     def start_broker(self, lines=(), start=True, **kw):
         b = Broker(lines, **kw)
+        if start:
+            return self.start_custom(b)
         self._brokers.append(b)
         self.addCleanup(self._stop_broker, b)
-        if start:
-            try:
-                b.start()
-            except BrokerError:
-                b.stop(check=False)     # already reported; just make sure it is gone
-                raise
         return b
+
+    def start_custom(self, daemon):
+        """Start any `Daemon` (a Broker subclass, HAProxy, ...) with the same clean-up and
+        failure report as start_broker: stopped by PID and checked for a clean exit."""
+        self._brokers.append(daemon)
+        self.addCleanup(self._stop_broker, daemon)
+        try:
+            daemon.start()
+        except BrokerError:
+            daemon.stop(check=False)     # already reported; just make sure it is gone
+            raise
+        return daemon
 
     def _stop_broker(self, b):
         if b.proc is not None and b.returncode is None:

@@ -10,13 +10,10 @@ import unittest
 
 from harness import (
     AUTH, CONNACK, P_AUTH_DATA, P_AUTH_METHOD, P_USER_PROPERTY, build_auth, build_connect,
-    BROKER, BrokerTest, IS_CULEX, culex_only, run_broker_once, unique,
+    BrokerTest, FIXTURE, FIXTURES, IS_CULEX, culex_only, run_broker_once, unique,
     RC_NOT_AUTHORIZED, RC_BAD_USERNAME_PASSWORD,
 )
 
-FIXTURES = os.environ.get("CULEX_TEST_FIXTURES") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(BROKER))), "tests", "fixtures")
-FIXTURE = os.path.join(FIXTURES, "fixture.so")
 
 
 def plugin(path=FIXTURE, **opts):

@@ -13,8 +13,8 @@ import unittest
 
 from harness import (
     P_CONTENT_TYPE, P_MESSAGE_EXPIRY, P_SESSION_EXPIRY, P_SUBSCRIPTION_ID, P_USER_PROPERTY,
-    PUBCOMP, PUBLISH, PUBREC, PUBREL, BROKER, BrokerTest, Paho, build_ack, build_publish,
-    culex_only, unique,
+    PUBCOMP, PUBLISH, PUBREC, PUBREL, BrokerTest, FIXTURES, Paho, build_ack,
+    build_publish, culex_only, unique,
 )
 
 STORE = "culex.db"
@@ -565,8 +565,6 @@ class DiskFull(PersistBase):
         self.assertEqual(r.recv_publish().payload, b"ok")
 
 
-FIXTURES = os.environ.get("CULEX_TEST_FIXTURES") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(BROKER))), "tests", "fixtures")
 
 
 @culex_only("culex's plugin ABI")

@@ -16,24 +16,12 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import (BrokerTest, HOST, IS_CULEX, TIMEOUT, CONNACK, build_connect,
+from harness import (BrokerTest, FIXTURE, HOST, IS_CULEX, TIMEOUT, CONNACK, build_connect,
                      build_publish, culex_only, free_port, run_broker_once, unique, RawClient)
-from tlsutil import Certs, PSK_KEYS, run_tool, tls_socket
+from tlsutil import ModuleCerts, PSK_KEYS, run_tool, tls_socket
 
-CERTS = None
-_CERT_DIR = None
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    os.environ.get("CULEX_TEST_BROKER", "/x/core/culex")))), "tests", "fixtures", "fixture.so")
-
-
-def setUpModule():
-    global CERTS, _CERT_DIR
-    _CERT_DIR = tempfile.mkdtemp(prefix="culex-certs-")
-    CERTS = Certs(_CERT_DIR)
-
-
-def tearDownModule():
-    shutil.rmtree(_CERT_DIR, ignore_errors=True)
+CERTS = ModuleCerts()
+setUpModule, tearDownModule = CERTS.make, CERTS.remove
 
 
 class TLSTest(BrokerTest):

@@ -7,31 +7,19 @@ requests that are not upgrades.
 import base64
 import hashlib
 import os
-import shutil
 import socket
 import ssl
 import struct
-import tempfile
 import unittest
 
 from harness import (BrokerTest, HOST, IS_CULEX, TIMEOUT, CONNACK, PINGRESP, build_connect,
                      build_pingreq, build_publish, build_subscribe, culex_only, free_port,
                      unique, Packet, sub_options)
-from tlsutil import Certs
+from tlsutil import ModuleCerts
 
-CERTS = None
-_CERT_DIR = None
+CERTS = ModuleCerts()
+setUpModule, tearDownModule = CERTS.make, CERTS.remove
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def setUpModule():
-    global CERTS, _CERT_DIR
-    _CERT_DIR = tempfile.mkdtemp(prefix="culex-certs-")
-    CERTS = Certs(_CERT_DIR)
-
-
-def tearDownModule():
-    shutil.rmtree(_CERT_DIR, ignore_errors=True)
 
 
 class WsClosed(Exception):

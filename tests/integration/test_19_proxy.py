@@ -5,33 +5,18 @@ without a valid header is closed with a log line; v2 TLS information serves
 proxy_protocol_v2_require_tls and use_identity_as_username behind a TLS-terminating proxy.
 """
 
-import os
-import shutil
 import socket
 import struct
-import tempfile
 import time
 import unittest
 
-from harness import (BrokerTest, HOST, TIMEOUT, CONNACK, SUBACK, PUBLISH, Closed, RawClient,
-                     build_connect, culex_only, free_port, unique)
-from tlsutil import Certs
+from harness import (BrokerTest, FIXTURE, HOST, TIMEOUT, CONNACK, SUBACK, PUBLISH, Closed,
+                     RawClient, build_connect, culex_only, free_port, unique)
+from tlsutil import ModuleCerts
 
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    os.environ.get("CULEX_TEST_BROKER", "/x/core/culex")))), "tests", "fixtures", "fixture.so")
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-CERTS = None
-_CERT_DIR = None
-
-
-def setUpModule():
-    global CERTS, _CERT_DIR
-    _CERT_DIR = tempfile.mkdtemp(prefix="culex-certs-")
-    CERTS = Certs(_CERT_DIR)
-
-
-def tearDownModule():
-    shutil.rmtree(_CERT_DIR, ignore_errors=True)
+CERTS = ModuleCerts()
+setUpModule, tearDownModule = CERTS.make, CERTS.remove
 
 
 def v1(src="203.0.113.7", sport=4242, dst="192.0.2.1", dport=1883, fam="TCP4"):

@@ -1,5 +1,5 @@
 """Test certificates and TLS helpers for test_17_tls, test_18_websockets, test_19_proxy,
-test_22_tls_engine.
+test_22_tls_engine, test_24_haproxy.
 
 `Certs(dir)` makes, with the openssl CLI, everything the TLS tests need (EC P-256 keys,
 so it takes well under a second):
@@ -20,9 +20,11 @@ Nothing is committed: the files live in a temp dir made by the test module.
 """
 
 import os
+import shutil
 import signal
 import ssl
 import subprocess
+import tempfile
 
 from harness import HOST, TIMEOUT
 
@@ -101,6 +103,17 @@ class Certs:
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def pem(self, name):
+        """`name`.pem: certificate and key in one file (HAProxy's `crt`); returns its path."""
+        out = self.path(name + ".pem")
+        if not os.path.exists(out):
+            with open(out, "w") as f:
+                for ext in (".crt", ".key"):
+                    with open(self.path(name + ext)) as part:
+                        f.write(part.read())
+            os.chmod(out, 0o644)
+        return out
+
     def _cnf(self, ca):
         return self.path(ca + ".cnf")
 
@@ -148,6 +161,32 @@ class Certs:
             ctx.minimum_version = version
             ctx.maximum_version = version
         return ctx
+
+
+class ModuleCerts:
+    """The `Certs` of one test module, made in a temp dir by its setUpModule and removed by
+    its tearDownModule; attributes are the Certs' once made:
+
+        CERTS = ModuleCerts()
+        setUpModule, tearDownModule = CERTS.make, CERTS.remove
+    """
+
+    def __init__(self):
+        self._certs = None
+        self._dir = None
+
+    def make(self):
+        self._dir = tempfile.mkdtemp(prefix="culex-certs-")
+        self._certs = Certs(self._dir)
+
+    def remove(self):
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __getattr__(self, name):
+        if self._certs is None:
+            raise AttributeError("%s: the certificates are made in setUpModule" % name)
+        return getattr(self._certs, name)
 
 
 def run_tool(args, timeout=TIMEOUT):
