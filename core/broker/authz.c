@@ -48,15 +48,18 @@ static void ticket_done(cx_ticket_t *t, void *ud)
 
 static int push_answer(cx_client_t *cl, int verdict)
 {
-    if (cl->nchecks == cl->checks_cap) {
-        size_t cap = cl->checks_cap ? cl->checks_cap * 2 : 8;
-        int *n = cx_realloc(cl->checks, cap * sizeof *n);
+    cx_client_rare_t *r = cx_client_rare(cl);
+    if (!r)
+        return CX_ENOMEM;
+    if (r->nchecks == r->checks_cap) {
+        uint32_t cap = r->checks_cap ? r->checks_cap * 2 : 8;
+        int *n = cx_realloc(r->checks, cap * sizeof *n);
         if (!n)
             return CX_ENOMEM;
-        cl->checks = n;
-        cl->checks_cap = cap;
+        r->checks = n;
+        r->checks_cap = cap;
     }
-    cl->checks[cl->nchecks++] = verdict;
+    r->checks[r->nchecks++] = verdict;
     return CX_OK;
 }
 
@@ -69,9 +72,9 @@ static void resume(cx_client_t *cl, int verdict)
         wait_unref(wt);
         return;
     }
-    if (wt->ticket) {
-        cx_phost_free_mem(cl->auth_out);
-        cl->auth_out = cx_ticket_take_out(wt->ticket, &cl->auth_out_len);
+    if (wt->ticket) { /* push_answer made cl->rare */
+        cx_phost_free_mem(cl->rare->auth_out);
+        cl->rare->auth_out = cx_ticket_take_out(wt->ticket, &cl->rare->auth_out_len);
     }
     cx_timer_stop(cl->worker->loop, &wt->timer);
     wt->client = NULL;
@@ -95,8 +98,12 @@ static void timeout_cb(cx_loop_t *loop, cx_timer_t *t)
 
 int cx_authz_check(cx_client_t *cl, int event, void *ev, bool nonblocking)
 {
-    if (!nonblocking && cl->check_idx < cl->nchecks)
-        return cl->checks[cl->check_idx++]; /* answered before this replay */
+    /* Without plugins every check defers, the same on a replay: nothing to record. */
+    if (!cl->chain)
+        return CULEX_DEFER;
+    cx_client_rare_t *r = cl->rare;
+    if (!nonblocking && r && r->check_idx < r->nchecks)
+        return r->checks[r->check_idx++]; /* answered before this replay */
     cx_ticket_t *ticket = NULL;
     cx_wait_t *wt = NULL;
     if (!nonblocking) {
@@ -114,7 +121,7 @@ int cx_authz_check(cx_client_t *cl, int event, void *ev, bool nonblocking)
         if (!nonblocking) {
             if (push_answer(cl, v) != CX_OK)
                 return CULEX_DENY;
-            cl->check_idx++;
+            cl->rare->check_idx++;
         }
         return v;
     }
@@ -127,8 +134,25 @@ int cx_authz_check(cx_client_t *cl, int event, void *ev, bool nonblocking)
 
 void cx_authz_packet_done(cx_client_t *cl)
 {
-    cl->nchecks = 0;
-    cl->check_idx = 0;
+    /* The answers matter only until the packet is done. Their array stays for the next
+     * packets (a publisher checked by an ACL plugin allocates nothing per message); the
+     * worker tick gives it back (cx_authz_idle), so an idle client holds none. */
+    cx_client_rare_t *r = cl->rare;
+    if (!r)
+        return;
+    r->nchecks = 0;
+    r->check_idx = 0;
+    cx_client_rare_trim(cl);
+}
+
+void cx_authz_idle(cx_client_t *cl)
+{
+    cx_client_rare_t *r = cl->rare;
+    if (!r || cl->wait || r->nchecks)
+        return;
+    cx_free_null(r->checks);
+    r->checks_cap = 0;
+    cx_client_rare_trim(cl);
 }
 
 void cx_authz_client_gone(cx_client_t *cl)
@@ -156,9 +180,14 @@ void cx_authz_on_verdict(cx_worker_t *w, cx_post_t *p)
 
 uint8_t *cx_authz_take_out(cx_client_t *cl, size_t *len)
 {
-    uint8_t *o = cl->auth_out;
-    *len = cl->auth_out_len;
-    cl->auth_out = NULL;
-    cl->auth_out_len = 0;
+    cx_client_rare_t *r = cl->rare;
+    if (!r) {
+        *len = 0;
+        return NULL;
+    }
+    uint8_t *o = r->auth_out;
+    *len = r->auth_out_len;
+    r->auth_out = NULL;
+    r->auth_out_len = 0;
     return o;
 }

@@ -21,6 +21,8 @@ typedef struct cx_wait cx_wait_t;
 int cx_authz_check(cx_client_t *cl, int event, void *ev, bool nonblocking);
 /* The packet was handled to the end: forget its answered checks. */
 void cx_authz_packet_done(cx_client_t *cl);
+/* From the worker tick: gives back what a client between packets keeps of its checks. */
+void cx_authz_idle(cx_client_t *cl);
 /* The connection is going away: cancel what it waits for. */
 void cx_authz_client_gone(cx_client_t *cl);
 /* Worker inbox: a verdict arrived. */

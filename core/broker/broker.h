@@ -108,6 +108,8 @@ struct cx_worker {
     cx_arena_t arena;          /* decode scratch, reset after every packet */
     cx_limits_t limits;
     cx_counters_t ctr;
+    const uint8_t *cur_pkt;    /* the packet being handled, and its length (client.c) */
+    size_t cur_len;
     cx_target_t *targets;      /* routing scratch */
     size_t ntargets, targets_cap;
     uint64_t route_seq;
@@ -148,65 +150,73 @@ struct cx_broker {
     struct cx_persist *persist; /* NULL: nothing is persisted */
 };
 
-/* The MQTT session: outlives connections. Owned by exactly one worker. */
+/* The MQTT session: outlives connections. Owned by exactly one worker.
+ *
+ * One allocation per session (cx_session_new): the struct, then the per-worker route marks
+ * (`marks`), then the client id, so an idle session costs one malloc chunk. Fields are
+ * ordered to leave 2 bytes of padding; counts are 32-bit (a session never holds 4 G of
+ * anything: packet ids are 16-bit, and 4 G queued messages would not fit in memory). */
 struct cx_session {
     atomic_uint refs;        /* one for being alive, one per delivery in transit */
-    atomic_bool online;      /* read by other workers when picking a shared-group member */
-    bool dead;               /* ended: deliveries to it are dropped */
-    cx_worker_t *worker;     /* the owner, fixed for life */
-    char *client_id;
-    size_t client_id_len;
-    cx_client_t *client;     /* attached connection, NULL while offline */
-    cx_list_t worker_link;
-    cx_route_mark_t *marks;  /* one per worker */
-    uint8_t version;         /* protocol level of the last connection */
-    /* persistence generation (persist.h); 0 = not persisted. Written by the owner, read by
-     * routing workers. */
-    atomic_uint_fast64_t store_gen;
     /* Bumped by a clean start after its subscriptions left the tree. Routing reads it while
      * the tree's read lock is held, so a delivery matched against the old subscriptions
      * carries the old epoch and is dropped on arrival, however long it was in transit
      * between workers [MQTT-3.1.2-4]. */
     atomic_uint epoch;
+    atomic_bool online;      /* read by other workers when picking a shared-group member */
+    bool dead;               /* ended: deliveries to it are dropped */
+    uint8_t version;         /* protocol level of the last connection */
+    atomic_bool fc_stalled;  /* flow control, below */
+    uint16_t next_packet_id;
+    uint32_t client_id_len;
+    uint32_t reg_hash;       /* the registry's hash of the client id, and its chain: */
+    struct cx_session *reg_next; /* registry.c */
+    cx_worker_t *worker;     /* the owner, fixed for life */
+    char *client_id;         /* NUL-terminated, stored after marks[] */
+    cx_client_t *client;     /* attached connection, NULL while offline */
+    cx_list_t worker_link;
+    /* persistence generation (persist.h); 0 = not persisted. Written by the owner, read by
+     * routing workers. */
+    atomic_uint_fast64_t store_gen;
     /* Flow control (flow.c): QoS 1/2 deliveries routed to it and not yet arrived, its queue
      * length as the owner last published it, the workers holding publishers back for it (a
      * bit each), when its queue last shrank or began (monotonic ms), and whether it stopped
-     * reading for so long that it no longer holds publishers back. */
+     * reading for so long that it no longer holds publishers back (fc_stalled, above). */
     atomic_int fc_transit;
     atomic_int fc_queued;
     atomic_uint_fast64_t fc_waiters;
     atomic_int_fast64_t fc_progress_ms;
-    atomic_bool fc_stalled;
     /* QoS 0 to it from other workers (router.c): bytes on their way, and until when
      * (monotonic ms) its output is known to be full, so that they drop rather than post. */
     atomic_size_t qos0_transit;
     atomic_int_fast64_t qos0_full_until;
     uint32_t expiry_interval;  /* seconds; UINT32_MAX = never */
+    uint32_t will_delay;
     int64_t disconnected_at_ms; /* monotonic, while offline */
 
     /* subscriptions, kept here too so that they can be removed when the session ends */
     struct cx_sess_sub *subs;
-    size_t nsubs, subs_cap;
+    uint32_t nsubs, subs_cap;
 
     /* outgoing QoS 1/2 messages sent and not yet acknowledged, in send order */
     cx_list_t inflight;
-    size_t inflight_count;
-    size_t inflight_bytes;
+    uint32_t inflight_count;
     /* messages waiting for the inflight window or for the client to come back */
+    uint32_t queue_count;
+    size_t inflight_bytes;
     cx_list_t queue;
-    size_t queue_count;
     size_t queue_bytes;
-    uint16_t next_packet_id;
 
     /* incoming QoS 2 packet identifiers received and not yet released (PUBREL) */
     uint16_t *qos2_in;
-    size_t qos2_in_count, qos2_in_cap;
+    uint32_t qos2_in_count, qos2_in_cap;
 
     /* the will, from the last CONNECT; published when the session's connection ends
      * abnormally, after will_delay (capped by the session's expiry) */
     cx_msg_t *will;
-    uint32_t will_delay;
     int64_t will_due_ms;     /* 0 = not scheduled */
+
+    cx_route_mark_t marks[]; /* one per worker, then the client id */
 };
 
 /* Broker-wide functions (broker.c). */

@@ -72,13 +72,16 @@ int cx_client_alias_out_init(cx_client_t *cl, uint16_t max)
     size_t n = 16;
     while (n < 2u * max)
         n *= 2;
-    cl->alias_out = cx_calloc(1, sizeof *cl->alias_out);
-    if (!cl->alias_out || !(cl->alias_out->slots = cx_calloc(n, sizeof(alias_slot_t)))) {
-        cx_free_null(cl->alias_out);
+    cx_client_rare_t *r = cx_client_rare(cl);
+    if (!r)
+        return CX_ENOMEM;
+    r->alias_out = cx_calloc(1, sizeof *r->alias_out);
+    if (!r->alias_out || !(r->alias_out->slots = cx_calloc(n, sizeof(alias_slot_t)))) {
+        cx_free_null(r->alias_out);
         return CX_ENOMEM; /* the client simply gets no broker-assigned aliases */
     }
-    cl->alias_out->nslots = n;
-    cl->alias_out->max = max;
+    r->alias_out->nslots = n;
+    r->alias_out->max = max;
     cl->alias_out_max = max;
     return CX_OK;
 }
@@ -109,7 +112,7 @@ void cx_client_fail_oom(cx_client_t *cl)
 
 static cx_str_t strip_mount(const cx_client_t *cl, cx_str_t topic)
 {
-    const char *mp = cl->lconf->mount_point;
+    const char *mp = cx_client_lconf(cl)->mount_point;
     if (mp && cx_str_has_prefix(topic, mp)) {
         size_t n = strlen(mp);
         topic.p += n;
@@ -168,16 +171,17 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
             pub.props.sub_ids = sub_ids;
             pub.props.sub_id_count = nsub;
         }
-        if (cl->alias_out) {
+        cx_alias_out_t *ao = cl->rare ? cl->rare->alias_out : NULL;
+        if (ao) {
             bool found;
-            alias_slot_t *slot = alias_find(cl->alias_out, pub.topic, &found);
+            alias_slot_t *slot = alias_find(ao, pub.topic, &found);
             if (found) {
                 pub.props.present |= CX_PROP_BIT(CX_PROP_TOPIC_ALIAS);
                 pub.props.topic_alias = slot->alias;
                 pub.topic = CX_STR_NULL;
-            } else if (cl->alias_out->used < cl->alias_out->max) {
+            } else if (ao->used < ao->max) {
                 pub.props.present |= CX_PROP_BIT(CX_PROP_TOPIC_ALIAS);
-                pub.props.topic_alias = (uint16_t)(cl->alias_out->used + 1);
+                pub.props.topic_alias = (uint16_t)(ao->used + 1);
                 new_alias = slot;
             }
         }
@@ -197,7 +201,7 @@ bool cx_client_send_publish(cx_client_t *cl, const cx_msg_t *msg, uint8_t qos, b
         if (new_alias->topic) {
             new_alias->len = pub.topic.len;
             new_alias->alias = pub.props.topic_alias;
-            cl->alias_out->used++;
+            cl->rare->alias_out->used++;
         } else {
             /* Could not remember it: the client has seen the alias with its topic, so any
              * later message simply repeats both. Mapping stays consistent. */
@@ -256,7 +260,7 @@ void cx_client_disconnect(cx_client_t *cl, uint8_t rc, const char *reason)
  * fit, on the heap (returned in *heap, freed by the caller). {NULL, 0} when out of memory. */
 cx_str_t cx_client_mounted(const cx_client_t *cl, cx_str_t f, char *buf, size_t buflen, char **heap)
 {
-    const char *mp = cl->lconf->mount_point;
+    const char *mp = cx_client_lconf(cl)->mount_point;
     *heap = NULL;
     if (!mp)
         return f;
@@ -279,8 +283,8 @@ static void handle_packet(cx_client_t *cl, const uint8_t *pkt, size_t len)
     cx_mqtt_version ver = cl->state == CX_CL_NEW ? CX_MQTT_V5 : (cx_mqtt_version)cl->version;
     if (cl->state == CX_CL_NEW)
         memset(&p, 0, sizeof p); /* a failed CONNECT decode may leave the level unset */
-    cl->cur_pkt = pkt;
-    cl->cur_len = len;
+    w->cur_pkt = pkt;
+    w->cur_len = len;
     int rc = cx_mqtt_decode(pkt, len, ver, false, &w->arena, &p, &err);
     const char *who = cl->session ? cl->session->client_id : cl->conn->peer;
     if (rc == CX_ENOMEM) {
@@ -393,20 +397,40 @@ static void client_free(cx_client_t *cl)
         cx_persist_forget_client(cl);
     if (cx_list_linked(&cl->worker_link))
         cx_list_remove(&cl->worker_link);
-    if (cl->alias_in) {
-        for (size_t i = 0; i <= cl->alias_in_max; i++)
-            cx_free(cl->alias_in[i]);
-        cx_free(cl->alias_in);
-    }
-    alias_out_free(cl->alias_out);
     cx_pclient_unref(cl->pc);
-    cx_free(cl->checks);
-    cx_phost_free_mem(cl->auth_out);
-    cx_free(cl->assigned_id);
-    cx_free(cl->auth_method);
-    cx_free(cl->saved_connect);
+    cx_client_rare_t *r = cl->rare;
+    if (r) {
+        if (r->alias_in) {
+            for (size_t i = 0; i <= cl->alias_in_max; i++)
+                cx_free(r->alias_in[i]);
+            cx_free(r->alias_in);
+        }
+        alias_out_free(r->alias_out);
+        cx_free(r->checks);
+        cx_phost_free_mem(r->auth_out);
+        cx_free(r->assigned_id);
+        cx_free(r->auth_method);
+        cx_free(r->saved_connect);
+        cx_free(r);
+    }
     cx_free(cl->username);
     cx_free(cl);
+}
+
+cx_client_rare_t *cx_client_rare(cx_client_t *cl)
+{
+    if (!cl->rare)
+        cl->rare = cx_calloc(1, sizeof *cl->rare);
+    return cl->rare;
+}
+
+void cx_client_rare_trim(cx_client_t *cl)
+{
+    cx_client_rare_t *r = cl->rare;
+    if (r && !r->checks && !r->auth_out && !r->assigned_id && !r->auth_method &&
+        !r->saved_connect && !r->ext_auth_ok && !r->reauthenticating && !r->handover &&
+        !r->alias_in && !r->alias_out)
+        cx_free_null(cl->rare);
 }
 
 /* What a connection that does not start with CONNECT probably is, for the log. */
@@ -475,7 +499,8 @@ static void on_read(cx_conn_t *c)
     cx_client_t *cl = c->proto;
     cx_worker_t *w = cl->worker;
     size_t maxp = w->limits.max_packet_size;
-    cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
+    if (cl->state != CX_CL_NEW)
+        cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
     while (!c->closing && !cl->wait) {
         if (cx_flow_holding(cl)) {
             held_read(cl);
@@ -523,10 +548,10 @@ static void on_read(cx_conn_t *c)
         if (cl->wait)
             return; /* a plugin is deciding: the packet stays, to be handled again */
         cx_authz_packet_done(cl);
-        if (cl->handover) {
+        if (cl->rare && cl->rare->handover) {
             /* The session lives on another worker: the connection moves there with its
              * CONNECT still unread, and this client state goes away. */
-            cx_worker_t *to = cl->handover;
+            cx_worker_t *to = cl->rare->handover;
             c->proto = NULL;
             client_free(cl);
             cx_worker_handover(w, to, c);
@@ -566,14 +591,12 @@ cx_client_t *cx_client_new(cx_worker_t *w, cx_conn_t *c)
         return NULL;
     cl->conn = c;
     cl->worker = w;
-    cl->lconf = c->listener->conf;
     cl->state = CX_CL_NEW;
     cl->version = CX_MQTT_V311;
     cl->request_problem_info = true;
     cl->last_rx_ms = (int64_t)cx_loop_now(w->loop);
-    cl->born_ms = cl->last_rx_ms;
     const cx_config_t *cfg = w->broker->cfg;
-    cl->chain = cx_phost_chain(w->broker->plugins, (int)(cl->lconf - cfg->listeners));
+    cl->chain = cx_phost_chain(w->broker->plugins, (int)(cx_client_lconf(cl) - cfg->listeners));
     cx_list_insert_tail(&w->clients, &cl->worker_link);
     c->proto = cl;
     return cl;
@@ -611,12 +634,12 @@ void cx_client_tick(cx_client_t *cl, int64_t now)
      * are not seen yet. */
     if (cl->conn->closing || cl->wait || cx_flow_holding(cl))
         return;
+    cx_authz_idle(cl);
     if (cl->state == CX_CL_NEW || cl->state == CX_CL_AUTH) {
         /* CONNECT (and the handshakes before it) must be complete within the timeout of
          * the connection's arrival: a sender trickling one byte a second gets no more
          * time for it. An enhanced-auth exchange gets the timeout per AUTH packet. */
-        int64_t since = cl->state == CX_CL_NEW ? cl->born_ms : cl->last_rx_ms;
-        if (now - since > CONNECT_TIMEOUT_MS) {
+        if (now - cl->last_rx_ms > CONNECT_TIMEOUT_MS) {
             /* The transport's handshakes (PROXY header, TLS, WebSocket upgrade) count
              * against the same time: a stalled one holds only its own connection. */
             const char *hs = cx_conn_handshake(cl->conn);

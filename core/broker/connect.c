@@ -84,8 +84,9 @@ static bool make_client_id(cx_client_t *cl, char *out, size_t outlen)
 {
     static _Atomic uint64_t seq;
     uint64_t n = atomic_fetch_add(&seq, 1);
-    const char *prefix =
-        cl->lconf->listener_auto_id_prefix ? cl->lconf->listener_auto_id_prefix : "auto-";
+    const char *prefix = cx_client_lconf(cl)->listener_auto_id_prefix;
+    if (!prefix)
+        prefix = "auto-";
     /* Unique within the process, hard to guess across restarts. */
     uint64_t r = cl->conn->id * 0x9E3779B97F4A7C15ull ^ (uint64_t)cx_loop_now(cl->worker->loop);
     int len = snprintf(out, outlen, "%s%08" PRIX64 "-%04" PRIX64 "-%012" PRIX64, prefix,
@@ -114,11 +115,16 @@ static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t d
  * whose session appeared on another worker meanwhile is asked to retry. */
 static void move_to(cx_client_t *cl, cx_worker_t *owner)
 {
-    if (cl->ext_auth_ok) {
+    if (cl->rare && cl->rare->ext_auth_ok) {
         cx_client_refuse(cl, CX_RC_SERVER_BUSY, "session moved during authentication; retry");
         return;
     }
-    cl->handover = owner;
+    cx_client_rare_t *r = cx_client_rare(cl);
+    if (!r) {
+        cx_client_fail_oom(cl);
+        return;
+    }
+    r->handover = owner;
 }
 
 /* MQTT 5: the client's limits from its CONNECT (Receive Maximum, Maximum Packet Size, Topic
@@ -126,7 +132,7 @@ static void move_to(cx_client_t *cl, cx_worker_t *owner)
 static void v5_limits_and_props(cx_client_t *cl, const cx_mqtt_connect_t *c, cx_str_t assigned_id,
                                 bool server_ka, bool ext_auth, cx_mqtt_props_t *props)
 {
-    const cx_listener_conf_t *lc = cl->lconf;
+    const cx_listener_conf_t *lc = cx_client_lconf(cl);
     const cx_limits_t *lim = &cl->worker->limits;
     if (cx_mqtt_props_has(&c->props, CX_PROP_RECEIVE_MAX))
         cl->recv_max_out = c->props.receive_max;
@@ -169,9 +175,9 @@ static void v5_limits_and_props(cx_client_t *cl, const cx_mqtt_connect_t *c, cx_
     if (ext_auth) {
         props->present |= CX_PROP_BIT(CX_PROP_AUTH_METHOD);
         props->auth_method = c->props.auth_method;
-        if (cl->auth_out) {
+        if (cl->rare && cl->rare->auth_out) {
             props->present |= CX_PROP_BIT(CX_PROP_AUTH_DATA);
-            props->auth_data = (cx_str_t){cl->auth_out, cl->auth_out_len};
+            props->auth_data = (cx_str_t){cl->rare->auth_out, cl->rare->auth_out_len};
         }
     }
 }
@@ -236,7 +242,7 @@ static cx_session_t *acquire_session(cx_client_t *cl, cx_str_t id, bool *created
 void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
 {
     cx_worker_t *w = cl->worker;
-    const cx_listener_conf_t *lc = cl->lconf;
+    const cx_listener_conf_t *lc = cx_client_lconf(cl);
     const cx_limits_t *lim = &w->limits;
     bool v5 = c->protocol_level == CX_MQTT_V5;
     cl->version = c->protocol_level;
@@ -302,18 +308,23 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             cx_client_refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "empty client id not allowed");
             return;
         }
-        if (!cl->assigned_id) {
+        cx_client_rare_t *r = cx_client_rare(cl);
+        if (!r) {
+            cx_client_fail_oom(cl);
+            return;
+        }
+        if (!r->assigned_id) {
             if (!make_client_id(cl, idbuf, sizeof idbuf)) {
                 cx_client_refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "auto_id_prefix too long");
                 return;
             }
-            cl->assigned_id = cx_strdup(idbuf);
-            if (!cl->assigned_id) {
+            r->assigned_id = cx_strdup(idbuf);
+            if (!r->assigned_id) {
                 cx_client_fail_oom(cl);
                 return;
             }
         }
-        id = cx_str_from_cstr(cl->assigned_id);
+        id = cx_str_from_cstr(r->assigned_id);
         assigned = true;
     } else if (c->protocol_level == CX_MQTT_V31 && id.len > 23) {
         cx_client_refuse(cl, CX_RC_CLIENT_ID_NOT_VALID, "MQTT 3.1 client id longer than 23");
@@ -346,8 +357,10 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     }
 
     /* Authentication: the plugin chain, then the listener's allow_anonymous when every
-     * plugin defers [MQTT-3.1.4-2]. */
-    if (!cl->pc) {
+     * plugin defers [MQTT-3.1.4-2]. The plugins' view of the client exists only when a
+     * plugin can see it (a chain on this listener): an idle connection without plugins
+     * does not pay for it. */
+    if (cl->chain && !cl->pc) {
         size_t flen = 0;
         const char *fields = cx_conn_fields(cl->conn, &flen);
         cl->pc = cx_pclient_new((const char *)id.p, id.len,
@@ -363,7 +376,7 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
         }
     }
     int verdict;
-    if (ext_auth && cl->ext_auth_ok) {
+    if (ext_auth && cl->rare && cl->rare->ext_auth_ok) {
         verdict = CULEX_ALLOW; /* the AUTH exchange that followed this CONNECT succeeded */
     } else if (ext_auth) {
         verdict = ext_auth_step(cl, CULEX_EV_AUTH_EXT_START, c->props.auth_method,
@@ -372,6 +385,8 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
             return; /* pending, continuing with AUTH, or refused */
     } else if (cert_user) {
         verdict = CULEX_ALLOW;
+    } else if (!cl->chain) {
+        verdict = CULEX_DEFER;
     } else {
         culex_ev_auth_basic aev = {
             .size = sizeof aev,
@@ -481,15 +496,19 @@ void cx_client_on_connect(cx_client_t *cl, const cx_mqtt_connect_t *c)
     cx_mqtt_props_t props = {0};
     if (v5)
         v5_limits_and_props(cl, c, assigned ? id : CX_STR_NULL, server_ka, ext_auth, &props);
-    if (assigned && cx_pclient_set_id(cl->pc, (const char *)id.p, id.len) != CX_OK) {
+    if (assigned && cl->pc && cx_pclient_set_id(cl->pc, (const char *)id.p, id.len) != CX_OK) {
         cx_client_fail_oom(cl);
         return;
     }
     send_connack(cl, CX_RC_SUCCESS, present, &props);
     cl->state = CX_CL_CONNECTED;
-    cx_phost_free_mem(cl->auth_out);
-    cl->auth_out = NULL;
-    cx_free_null(cl->saved_connect);
+    cl->last_rx_ms = (int64_t)cx_loop_now(w->loop); /* the CONNECT was just read */
+    if (cl->rare) { /* the id is in the session now; the CONNECT is answered */
+        cx_phost_free_mem(cl->rare->auth_out);
+        cl->rare->auth_out = NULL;
+        cx_free_null(cl->rare->saved_connect);
+        cx_free_null(cl->rare->assigned_id);
+    }
     if (cl->chain) {
         culex_ev_client cev = {.size = sizeof cev, .client = cl->pc, .reason = 0};
         cx_chain_notify(cl->chain, CULEX_EV_CONNECT, &cev);
@@ -534,7 +553,7 @@ static void send_auth(cx_client_t *cl, uint8_t rc, const uint8_t *data, size_t l
 {
     cx_mqtt_reason_t r = {.rc = rc};
     r.props.present = CX_PROP_BIT(CX_PROP_AUTH_METHOD);
-    r.props.auth_method = cx_str_from_cstr(cl->auth_method);
+    r.props.auth_method = cx_str_from_cstr(cl->rare->auth_method); /* in an exchange */
     if (data) {
         r.props.present |= CX_PROP_BIT(CX_PROP_AUTH_DATA);
         r.props.auth_data = (cx_str_t){data, len};
@@ -555,20 +574,25 @@ static void send_auth(cx_client_t *cl, uint8_t rc, const uint8_t *data, size_t l
 static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t data, bool reauth)
 {
     bool connecting = cl->state != CX_CL_CONNECTED;
-    if (!cl->auth_method) {
-        cl->auth_method = cx_strndup((const char *)method.p, method.len);
-        if (!cl->auth_method) {
+    cx_client_rare_t *r = cx_client_rare(cl);
+    if (!r) {
+        cx_client_fail_oom(cl);
+        return CULEX_DENY;
+    }
+    if (!r->auth_method) {
+        r->auth_method = cx_strndup((const char *)method.p, method.len);
+        if (!r->auth_method) {
             cx_client_fail_oom(cl);
             return CULEX_DENY;
         }
-    } else if (!cx_str_eq_cstr(method, cl->auth_method)) {
+    } else if (!cx_str_eq_cstr(method, r->auth_method)) {
         /* The method may not change within a connection [MQTT-4.12.0-5]. */
         cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "authentication method changed");
         return CULEX_DENY;
     }
     culex_ev_auth_ext ev = {.size = sizeof ev,
                             .client = cl->pc,
-                            .method = cl->auth_method,
+                            .method = r->auth_method,
                             .data = data.len ? data.p : NULL,
                             .data_len = data.len,
                             .reauth = reauth};
@@ -576,24 +600,26 @@ static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t d
     if (v == CX_CHAIN_PENDING)
         return v;
     if (ev.out_data) { /* answered at once: the output is in the event */
-        cx_phost_free_mem(cl->auth_out);
-        cl->auth_out = ev.out_data;
-        cl->auth_out_len = ev.out_data_len;
+        cx_phost_free_mem(r->auth_out);
+        r->auth_out = ev.out_data;
+        r->auth_out_len = ev.out_data_len;
     }
     if (v == CULEX_CONTINUE) {
-        if (connecting && !cl->saved_connect) {
+        if (connecting && !r->saved_connect) {
             /* CONNECT is handled again once the exchange succeeds: keep its bytes. */
-            cl->saved_connect = cx_malloc(cl->cur_len);
-            if (!cl->saved_connect) {
+            cx_worker_t *w = cl->worker;
+            r->saved_connect = cx_malloc(w->cur_len);
+            if (!r->saved_connect) {
                 cx_client_fail_oom(cl);
                 return CULEX_DENY;
             }
-            memcpy(cl->saved_connect, cl->cur_pkt, cl->cur_len);
-            cl->saved_connect_len = cl->cur_len;
+            memcpy(r->saved_connect, w->cur_pkt, w->cur_len);
+            r->saved_connect_len = w->cur_len;
             cl->state = CX_CL_AUTH;
+            cl->last_rx_ms = (int64_t)cx_loop_now(cl->worker->loop);
         }
         if (!connecting)
-            cl->reauthenticating = true;
+            r->reauthenticating = true;
         size_t n;
         uint8_t *out = cx_authz_take_out(cl, &n);
         send_auth(cl, CX_RC_CONTINUE_AUTH, out, n);
@@ -602,7 +628,7 @@ static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t d
     }
     if (v == CULEX_ALLOW) {
         if (!connecting) {
-            cl->reauthenticating = false;
+            r->reauthenticating = false;
             size_t n;
             uint8_t *out = cx_authz_take_out(cl, &n);
             send_auth(cl, CX_RC_SUCCESS, out, n); /* re-authentication succeeded */
@@ -623,11 +649,13 @@ static int ext_auth_step(cx_client_t *cl, int event, cx_str_t method, cx_str_t d
  * re-authentication. AUTH outside of these is a protocol error [MQTT-4.12.0-1]. */
 void cx_client_on_auth(cx_client_t *cl, const cx_mqtt_reason_t *r)
 {
-    bool known = cl->auth_method != NULL;
+    cx_client_rare_t *rare = cl->rare;
+    bool known = rare && rare->auth_method;
+    bool reauthenticating = rare && rare->reauthenticating;
     bool ok_rc =
         (cl->state == CX_CL_AUTH && r->rc == CX_RC_CONTINUE_AUTH) ||
         (cl->state == CX_CL_CONNECTED &&
-         (r->rc == CX_RC_REAUTHENTICATE || (r->rc == CX_RC_CONTINUE_AUTH && cl->reauthenticating)));
+         (r->rc == CX_RC_REAUTHENTICATE || (r->rc == CX_RC_CONTINUE_AUTH && reauthenticating)));
     if (!known || !ok_rc || !cx_mqtt_props_has(&r->props, CX_PROP_AUTH_METHOD)) {
         if (cl->state == CX_CL_AUTH)
             cx_client_refuse(cl, CX_RC_PROTOCOL_ERROR, "unexpected AUTH");
@@ -642,9 +670,9 @@ void cx_client_on_auth(cx_client_t *cl, const cx_mqtt_reason_t *r)
     /* The exchange that began with CONNECT succeeded: handle that CONNECT now. */
     cx_mqtt_packet_t p;
     cx_mqtt_error_t err = {0};
-    cl->ext_auth_ok = true;
+    rare->ext_auth_ok = true;
     cl->state = CX_CL_NEW;
-    if (cx_mqtt_decode(cl->saved_connect, cl->saved_connect_len, CX_MQTT_V5, false,
+    if (cx_mqtt_decode(rare->saved_connect, rare->saved_connect_len, CX_MQTT_V5, false,
                        &cl->worker->arena, &p, &err) != CX_OK) {
         cx_client_refuse(cl, CX_RC_UNSPECIFIED, "saved CONNECT unreadable");
         return;

@@ -78,7 +78,7 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
 {
     cx_worker_t *w = cl->worker;
     cx_session_t *s = cl->session;
-    const cx_listener_conf_t *lc = cl->lconf;
+    const cx_listener_conf_t *lc = cx_client_lconf(cl);
     bool v5 = cl->version == CX_MQTT_V5;
 
     if (p->qos > lc->max_qos) {
@@ -107,27 +107,28 @@ void cx_client_on_publish(cx_client_t *cl, const cx_mqtt_publish_t *p)
             cx_client_disconnect(cl, CX_RC_TOPIC_ALIAS_INVALID, "topic alias out of range");
             return;
         }
-        if (!cl->alias_in) {
-            cl->alias_in = cx_calloc(cl->alias_in_max + 1u, sizeof(char *));
-            if (!cl->alias_in) {
-                cx_client_fail_oom(cl);
-                return;
-            }
+        cx_client_rare_t *r = cx_client_rare(cl);
+        if (r && !r->alias_in)
+            r->alias_in = cx_calloc(cl->alias_in_max + 1u, sizeof(char *));
+        if (!r || !r->alias_in) {
+            cx_client_fail_oom(cl);
+            return;
         }
+        char **alias_in = r->alias_in;
         if (topic.len == 0) {
-            if (!cl->alias_in[a]) {
+            if (!alias_in[a]) {
                 cx_client_disconnect(cl, CX_RC_PROTOCOL_ERROR, "unknown topic alias");
                 return;
             }
-            topic = cx_str_from_cstr(cl->alias_in[a]);
+            topic = cx_str_from_cstr(alias_in[a]);
         } else {
             char *t = cx_strndup((const char *)topic.p, topic.len);
             if (!t) {
                 cx_client_fail_oom(cl);
                 return;
             }
-            cx_free(cl->alias_in[a]);
-            cl->alias_in[a] = t;
+            cx_free(alias_in[a]);
+            alias_in[a] = t;
         }
     }
     if (topic.len == 0) {
@@ -380,7 +381,8 @@ void cx_client_on_subscribe(cx_client_t *cl, const cx_mqtt_subscribe_t *sub)
             rcs[i] = CX_RC_UNSPECIFIED;
             continue;
         }
-        uint8_t granted = e->qos < cl->lconf->max_qos ? e->qos : (uint8_t)cl->lconf->max_qos;
+        int max_qos = cx_client_lconf(cl)->max_qos;
+        uint8_t granted = e->qos < max_qos ? e->qos : (uint8_t)max_qos;
         cx_sub_opts_t opts = {.qos = granted,
                               .no_local = e->no_local,
                               .retain_as_published = e->retain_as_published,

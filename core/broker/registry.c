@@ -1,4 +1,5 @@
-/* registry.c: a chained hash map keyed by client id, behind one mutex. */
+/* registry.c: a chained hash map keyed by client id, behind one mutex. The chains run
+ * through the sessions themselves (reg_next, reg_hash): no entry is allocated per client. */
 #include "registry.h"
 
 #include <pthread.h>
@@ -8,15 +9,9 @@
 #include "broker/session.h"
 #include "util/alloc.h"
 
-typedef struct entry {
-    struct entry *next;
-    uint64_t hash;
-    cx_session_t *s;
-} entry_t;
-
 struct cx_registry {
     pthread_mutex_t lock;
-    entry_t **slots;
+    cx_session_t **slots;
     size_t nslots;
     size_t count;
 };
@@ -40,14 +35,6 @@ void cx_registry_free(cx_registry_t *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->nslots; i++) {
-        entry_t *e = r->slots[i];
-        while (e) {
-            entry_t *n = e->next;
-            cx_free(e);
-            e = n;
-        }
-    }
     cx_free(r->slots);
     pthread_mutex_destroy(&r->lock);
     cx_free(r);
@@ -58,26 +45,28 @@ static cx_str_t sid(const cx_session_t *s)
     return (cx_str_t){(const uint8_t *)s->client_id, s->client_id_len};
 }
 
-static entry_t **find(cx_registry_t *r, cx_str_t id, uint64_t h)
+/* Hashes are kept to 32 bits in the session: enough to index up to 4 G slots and to
+ * skip most string comparisons. */
+static cx_session_t **find(cx_registry_t *r, cx_str_t id, uint32_t h)
 {
-    entry_t **pp = &r->slots[h & (r->nslots - 1)];
-    while (*pp && !((*pp)->hash == h && cx_str_eq(sid((*pp)->s), id)))
-        pp = &(*pp)->next;
+    cx_session_t **pp = &r->slots[h & (r->nslots - 1)];
+    while (*pp && !((*pp)->reg_hash == h && cx_str_eq(sid(*pp), id)))
+        pp = &(*pp)->reg_next;
     return pp;
 }
 
 static void grow(cx_registry_t *r)
 {
     size_t n = r->nslots * 2;
-    entry_t **slots = cx_calloc(n, sizeof *slots);
+    cx_session_t **slots = cx_calloc(n, sizeof *slots);
     if (!slots)
         return; /* keep the longer chains; still correct */
     for (size_t i = 0; i < r->nslots; i++) {
-        entry_t *e = r->slots[i];
+        cx_session_t *e = r->slots[i];
         while (e) {
-            entry_t *next = e->next;
-            e->next = slots[e->hash & (n - 1)];
-            slots[e->hash & (n - 1)] = e;
+            cx_session_t *next = e->reg_next;
+            e->reg_next = slots[e->reg_hash & (n - 1)];
+            slots[e->reg_hash & (n - 1)] = e;
             e = next;
         }
     }
@@ -88,10 +77,10 @@ static void grow(cx_registry_t *r)
 
 cx_session_t *cx_registry_get(cx_registry_t *r, cx_str_t id)
 {
-    uint64_t h = cx_str_hash(id);
+    uint32_t h = (uint32_t)cx_str_hash(id);
     pthread_mutex_lock(&r->lock);
-    entry_t *e = *find(r, id, h);
-    cx_session_t *s = e ? cx_session_ref(e->s) : NULL;
+    cx_session_t *e = *find(r, id, h);
+    cx_session_t *s = e ? cx_session_ref(e) : NULL;
     pthread_mutex_unlock(&r->lock);
     return s;
 }
@@ -99,24 +88,20 @@ cx_session_t *cx_registry_get(cx_registry_t *r, cx_str_t id)
 cx_session_t *cx_registry_insert(cx_registry_t *r, cx_session_t *s)
 {
     cx_str_t id = sid(s);
-    uint64_t h = cx_str_hash(id);
+    uint32_t h = (uint32_t)cx_str_hash(id);
     pthread_mutex_lock(&r->lock);
-    entry_t **pp = find(r, id, h);
+    cx_session_t **pp = find(r, id, h);
     cx_session_t *holder;
     if (*pp) {
-        holder = (*pp)->s;
+        holder = *pp;
     } else {
-        entry_t *e = cx_malloc(sizeof *e);
-        if (!e) {
-            pthread_mutex_unlock(&r->lock);
-            return NULL;
-        }
-        e->next = NULL;
-        e->hash = h;
-        e->s = s;
-        *pp = e;
+        s->reg_next = NULL;
+        s->reg_hash = h;
+        *pp = s;
         holder = s;
-        if (++r->count > r->nslots)
+        /* Up to two sessions per slot on average: 4 bytes of table per client, and a
+         * lookup still compares one or two 32-bit hashes. */
+        if (++r->count > 2 * r->nslots)
             grow(r);
     }
     cx_session_ref(holder);
@@ -127,13 +112,12 @@ cx_session_t *cx_registry_insert(cx_registry_t *r, cx_session_t *s)
 void cx_registry_remove(cx_registry_t *r, cx_session_t *s)
 {
     cx_str_t id = sid(s);
-    uint64_t h = cx_str_hash(id);
+    uint32_t h = (uint32_t)cx_str_hash(id);
     pthread_mutex_lock(&r->lock);
-    entry_t **pp = find(r, id, h);
-    if (*pp && (*pp)->s == s) {
-        entry_t *e = *pp;
-        *pp = e->next;
-        cx_free(e);
+    cx_session_t **pp = find(r, id, h);
+    if (*pp == s) {
+        *pp = s->reg_next;
+        s->reg_next = NULL;
         r->count--;
     }
     pthread_mutex_unlock(&r->lock);

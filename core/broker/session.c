@@ -21,21 +21,14 @@
 
 cx_session_t *cx_session_new(cx_worker_t *w, cx_str_t client_id)
 {
-    cx_session_t *s = cx_calloc(1, sizeof *s);
+    size_t marks = w->broker->nworkers * sizeof(cx_route_mark_t);
+    cx_session_t *s = cx_calloc(1, sizeof *s + marks + client_id.len + 1);
     if (!s)
         return NULL;
-    s->client_id = cx_strndup((const char *)client_id.p, client_id.len);
-    if (!s->client_id) {
-        cx_free(s);
-        return NULL;
-    }
-    s->client_id_len = client_id.len;
-    s->marks = cx_calloc(w->broker->nworkers, sizeof *s->marks);
-    if (!s->marks) {
-        cx_free(s->client_id);
-        cx_free(s);
-        return NULL;
-    }
+    s->client_id = (char *)s->marks + marks;
+    if (client_id.len)
+        memcpy(s->client_id, client_id.p, client_id.len);
+    s->client_id_len = (uint32_t)client_id.len;
     atomic_init(&s->refs, 1);
     atomic_init(&s->online, false);
     atomic_init(&s->store_gen, 0);
@@ -93,8 +86,6 @@ void cx_session_unref(cx_session_t *s)
     }
     cx_free(s->subs);
     cx_free(s->qos2_in);
-    cx_free(s->marks);
-    cx_free(s->client_id);
     cx_free(s);
 }
 

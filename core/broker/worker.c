@@ -38,7 +38,7 @@ static void recheck_clients(cx_worker_t *w)
         cx_client_t *cl = cx_container_of(it, cx_client_t, worker_link);
         if (cl->state != CX_CL_CONNECTED || !cl->session)
             continue;
-        bool anonymous_refused = !cl->username && !cl->lconf->allow_anonymous;
+        bool anonymous_refused = !cl->username && !cx_client_lconf(cl)->allow_anonymous;
         bool prefix_refused = prefix && strncmp(cl->session->client_id, prefix, strlen(prefix));
         if (anonymous_refused || prefix_refused) {
             cx_log(CX_LOG_NOTICE, "Client %s no longer allowed after reload; disconnecting.",

@@ -27,7 +27,7 @@ typedef void (*cx_io_cb)(cx_loop_t *loop, cx_io_t *io, unsigned events);
 
 struct cx_io {
     int fd;
-    unsigned events; /* currently registered */
+    uint16_t events; /* currently registered */
     bool exclusive;  /* EPOLLEXCLUSIVE: for listening sockets shared by several loops */
     cx_io_cb cb;
 };

@@ -39,7 +39,9 @@ void cx_net_init(cx_netctx_t *n, cx_loop_t *loop, void *ud)
 cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer)
 {
     static _Atomic uint64_t next_id = 1;
-    cx_conn_t *c = cx_calloc(1, sizeof *c);
+    size_t plen = strnlen(peer, CX_CONN_PEER_MAX - 1);
+    size_t room = l && l->tp.proxy_versions ? CX_CONN_PEER_MAX : plen + 1;
+    cx_conn_t *c = cx_calloc(1, sizeof *c + room);
     if (!c)
         return NULL;
     cx_loop_io_init(&c->io, fd, conn_io_cb);
@@ -49,7 +51,8 @@ cx_conn_t *cx_conn_new(int fd, cx_listener_t *l, const char *peer)
     c->id = next_id++;
     cx_list_init(&c->flush_link);
     cx_list_init(&c->all_link);
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    memcpy(c->peer, peer, plen);
+    c->peer[plen] = '\0';
     if (l && !cx_transport_is_plain(&l->tp)) {
         c->x = cx_xport_new(c, &l->tp);
         if (!c->x) {
@@ -250,6 +253,18 @@ void cx_net_close_all(cx_netctx_t *n)
     }
 }
 
+/* Ends the loan of the worker's read buffer: what is left in it (a partial packet, or
+ * packets waiting for a plugin or for flow control) is copied into c's own buffer. */
+static int keep_input(cx_conn_t *c)
+{
+    cx_buf_t lent = c->in;
+    c->in.data = NULL;
+    c->in.off = c->in.len = c->in.cap = 0;
+    if (!cx_buf_used(&lent))
+        return CX_OK;
+    return cx_buf_append(&c->in, cx_buf_head(&lent), cx_buf_used(&lent));
+}
+
 static void do_read(cx_conn_t *c)
 {
     size_t budget = READ_BUDGET;
@@ -257,10 +272,26 @@ static void do_read(cx_conn_t *c)
         cx_xport_read(c, budget);
         return;
     }
+    /* With nothing buffered, read into the worker's buffer, lent for this call, so that an
+     * idle connection woken by a small packet allocates nothing. */
+    cx_netctx_t *net = c->net;
+    bool lent = !c->in.data && net->read_chunk <= sizeof net->rbuf;
+    if (lent) {
+        c->in.data = net->rbuf;
+        c->in.off = c->in.len = 0;
+        c->in.cap = (uint32_t)sizeof net->rbuf;
+    }
     while (!c->closing && !c->read_paused && budget) {
-        if (cx_buf_reserve(&c->in, c->net->read_chunk) != CX_OK) {
+        if (lent && cx_buf_room(&c->in) < net->read_chunk) {
+            lent = false; /* a partial packet needs more room than the loan has */
+            if (keep_input(c) != CX_OK) {
+                cx_conn_close(c, CX_ENOMEM);
+                break;
+            }
+        }
+        if (!lent && cx_buf_reserve(&c->in, net->read_chunk) != CX_OK) {
             cx_conn_close(c, CX_ENOMEM);
-            return;
+            break;
         }
         ssize_t n = recv(c->io.fd, cx_buf_tail(&c->in), cx_buf_room(&c->in), 0);
         if (n > 0) {
@@ -273,7 +304,7 @@ static void do_read(cx_conn_t *c)
         if (n == 0) {
             c->eof = true;
             cx_conn_close(c, CX_ECLOSED);
-            return;
+            break;
         }
         if (errno == EINTR)
             continue;
@@ -283,6 +314,8 @@ static void do_read(cx_conn_t *c)
         }
         break;
     }
+    if (lent && keep_input(c) != CX_OK)
+        cx_conn_close(c, CX_ENOMEM);
     /* Give idle connections' read buffers back. */
     if (!cx_buf_used(&c->in))
         cx_buf_free(&c->in);

@@ -34,7 +34,8 @@ typedef struct cx_netctx cx_netctx_t;
 typedef struct cx_listener cx_listener_t;
 
 typedef struct cx_conn_ops {
-    /* New bytes are in c->in. Consume what was handled with cx_buf_consume(). */
+    /* New bytes are in c->in, which may be the worker's read buffer lent for the call:
+     * consume what was handled with cx_buf_consume(..., 0) and never free or grow it. */
     void (*on_read)(cx_conn_t *c);
     /* The connection is about to be freed (peer closed, error, or cx_conn_close). */
     void (*on_close)(cx_conn_t *c);
@@ -52,12 +53,18 @@ struct cx_conn {
     uint64_t id;
     cx_list_t flush_link;      /* on net->flush_list while output is pending */
     cx_list_t all_link;        /* on net->conns */
+    int close_reason;          /* cx_err or -errno that closed it, for the log */
     bool closing;
     bool read_paused;
     bool eof;
-    int close_reason;          /* cx_err or -errno that closed it, for the log */
-    char peer[64];             /* "address:port" or "unix" */
+    /* "address:port" or "unix", allocated with the connection: its exact length, or
+     * CX_CONN_PEER_MAX bytes on a listener with a PROXY header (the real client's address
+     * replaces the proxy's). */
+    char peer[];
 };
+
+/* The longest peer string, with its NUL ("[IPv6]:port" fits). */
+#define CX_CONN_PEER_MAX 64
 
 /* Per-worker network context. */
 struct cx_netctx {
@@ -71,6 +78,9 @@ struct cx_netctx {
     cx_list_t again_list;      /* filtered connections with input no socket event announces */
     cx_timer_t again_timer;    /* runs again_list on the next turn */
     cx_list_t accepts;         /* this worker's listening socket watchers (listener.c) */
+    /* Lent as c->in to a plain TCP connection with nothing buffered while it reads (conn.c
+     * do_read); what is left after on_read is copied into the connection's own buffer. */
+    uint8_t rbuf[16384];
 };
 
 /* After this many bytes in one turn a connection yields to the others. */

@@ -71,7 +71,7 @@ ssize_t cx_xproxy_step(cx_conn_t *c)
         cx_net_format_addr(&info.src, real, sizeof real);
         cx_log(CX_LOG_INFO, "Connection from %s on %s is client %s (PROXY protocol v%u).",
                c->peer, c->listener ? c->listener->desc : "?", real, info.version);
-        snprintf(c->peer, sizeof c->peer, "%s", real);
+        snprintf(c->peer, CX_CONN_PEER_MAX, "%s", real); /* room made by cx_conn_new */
     } else {
         cx_log(CX_LOG_DEBUG, "Connection from %s: PROXY protocol v%u LOCAL header (the proxy "
                "itself); keeping its address.", c->peer, info.version);

@@ -10,7 +10,7 @@ void cx_buf_init(cx_buf_t *b, size_t max)
 {
     b->data = NULL;
     b->off = b->len = b->cap = 0;
-    b->max = max;
+    b->max = max && max < CX_BUF_LIMIT ? (uint32_t)max : 0;
 }
 
 void cx_buf_free(cx_buf_t *b)
@@ -25,30 +25,36 @@ int cx_buf_reserve(cx_buf_t *b, size_t n)
     if (b->cap - b->len >= n)
         return CX_OK;
     size_t used = b->len - b->off;
-    if (b->max && used + n > b->max)
+    size_t max = b->max ? b->max : CX_BUF_LIMIT;
+    if (n > max - used)
         return CX_ETOOBIG;
     /* Compact first: reading consumes from the front, so space is often there already. */
     if (b->off && b->cap - used >= n) {
         memmove(b->data, b->data + b->off, used);
         b->off = 0;
-        b->len = used;
+        b->len = (uint32_t)used;
         return CX_OK;
     }
-    size_t want = b->cap ? b->cap : 256;
+    /* A first allocation of 128 bytes (a 144-byte malloc chunk) holds a CONNACK, a ping
+     * response or a small PUBLISH, and is no larger than the objects a connection keeps:
+     * the chunks of output buffers freed after a flush are then reused whole by the next
+     * buffers, instead of being split for a new connection's objects and leaving holes
+     * nothing fits in (256 bytes here left 60 B of holes per idle connection). */
+    size_t want = b->cap ? b->cap : 128;
     while (want < used + n)
         want *= 2;
-    if (b->max && want > b->max)
-        want = b->max;
+    if (want > max)
+        want = max;
     if (b->off) {
         memmove(b->data, b->data + b->off, used);
         b->off = 0;
-        b->len = used;
+        b->len = (uint32_t)used;
     }
     uint8_t *p = cx_realloc(b->data, want);
     if (!p)
         return CX_ENOMEM;
     b->data = p;
-    b->cap = want;
+    b->cap = (uint32_t)want;
     return CX_OK;
 }
 
@@ -59,7 +65,7 @@ int cx_buf_append(cx_buf_t *b, const void *p, size_t n)
         return rc;
     if (n)
         memcpy(b->data + b->len, p, n);
-    b->len += n;
+    b->len += (uint32_t)n;
     return CX_OK;
 }
 
@@ -70,7 +76,7 @@ int cx_buf_append_byte(cx_buf_t *b, uint8_t c)
 
 void cx_buf_consume(cx_buf_t *b, size_t n, int release)
 {
-    b->off += n;
+    b->off += (uint32_t)n;
     if (b->off >= b->len) {
         b->off = b->len = 0;
         if (release)

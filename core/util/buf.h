@@ -2,7 +2,10 @@
  *
  * The cap is fixed at init (max packet size, max queued bytes, ...); growth past it fails
  * with CX_ETOOBIG instead of eating memory. Data lives in [off, len): consuming from the
- * front only moves `off`, and the bytes are compacted when the buffer next grows. */
+ * front only moves `off`, and the bytes are compacted when the buffer next grows.
+ *
+ * Offsets and sizes are 32-bit, so a buffer holds less than 4 GiB (CX_BUF_LIMIT; more is
+ * CX_ETOOBIG, as past the cap) and costs 24 bytes: every connection has two. */
 #ifndef CX_BUF_H
 #define CX_BUF_H
 
@@ -13,12 +16,15 @@
 
 typedef struct cx_buf {
     uint8_t *data;
-    size_t off;  /* first unconsumed byte */
-    size_t len;  /* end of valid bytes */
-    size_t cap;  /* allocated size */
-    size_t max;  /* hard cap on allocated size; 0 = unlimited */
+    uint32_t off;  /* first unconsumed byte */
+    uint32_t len;  /* end of valid bytes */
+    uint32_t cap;  /* allocated size */
+    uint32_t max;  /* hard cap on allocated size; 0 = CX_BUF_LIMIT */
 } cx_buf_t;
 
+#define CX_BUF_LIMIT UINT32_MAX
+
+/* A max of 0 or above CX_BUF_LIMIT means CX_BUF_LIMIT. */
 void cx_buf_init(cx_buf_t *b, size_t max);
 /* Frees the storage; the buffer is empty and reusable afterwards. */
 void cx_buf_free(cx_buf_t *b);
