@@ -447,6 +447,14 @@ static const char *first_bytes_hint(const uint8_t *p, size_t n)
     return "";
 }
 
+/* Handles one whole packet of the input (read path and held-back path alike). */
+static void dispatch(cx_client_t *cl, const uint8_t *pkt, size_t len)
+{
+    atomic_fetch_add_explicit(&cl->worker->ctr.bytes_received, len, memory_order_relaxed);
+    handle_packet(cl, pkt, len);
+    cx_arena_reset(&cl->worker->arena);
+}
+
 /* Input a held-back publisher may accumulate while its acknowledgements are picked out. */
 #define HELD_INPUT_MAX (64u * 1024)
 
@@ -482,9 +490,7 @@ static void held_read(cx_client_t *cl)
             off += total;
             continue;
         }
-        atomic_fetch_add_explicit(&cl->worker->ctr.bytes_received, total, memory_order_relaxed);
-        handle_packet(cl, p, total);
-        cx_arena_reset(&cl->worker->arena);
+        dispatch(cl, p, total);
         cx_authz_packet_done(cl);
         /* Cut it out of the buffer (what is before it waits, what is after moves up). */
         memmove(p, p + total, avail - total);
@@ -542,9 +548,7 @@ static void on_read(cx_conn_t *c)
         }
         if (total > avail)
             break;
-        atomic_fetch_add_explicit(&w->ctr.bytes_received, total, memory_order_relaxed);
-        handle_packet(cl, cx_buf_head(&c->in), total);
-        cx_arena_reset(&w->arena);
+        dispatch(cl, cx_buf_head(&c->in), total);
         if (cl->wait)
             return; /* a plugin is deciding: the packet stays, to be handled again */
         cx_authz_packet_done(cl);
